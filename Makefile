@@ -1,0 +1,35 @@
+# Quick start: `make demo` runs the pipeline on sample data; `make test` runs every test.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test demo up down status lint
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+up: venv
+	$(PY) -m services up
+
+down: venv
+	$(PY) -m services down
+
+status: venv
+	$(PY) -m services status
+
+test: venv
+	$(PY) -m services up
+	$(PY) -m pytest
+
+demo: venv
+	$(PY) -m services up
+	$(PY) -m services status
+
+lint: venv
+	$(PY) -m ruff check extractor evaluation services tests

@@ -1,0 +1,121 @@
+"""The data model every stage of the extraction chain shares.
+
+Nothing here knows about Kafka, MongoDB or spaCy: stages produce :class:`Entity` objects, the chain
+assembles an :class:`ExtractionResult`, and the worker serialises it with :meth:`ExtractionResult.to_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+Label = Literal["ILLNESS", "MEDICINE"]
+Method = Literal["regex", "lexicon", "ner"]
+Status = Literal["resolved", "partial", "unresolved"]
+
+ILLNESS: Label = "ILLNESS"
+MEDICINE: Label = "MEDICINE"
+METHODS: tuple[Method, ...] = ("regex", "lexicon", "ner")
+
+# Code systems an entity's code may come from.
+CODE_SYSTEMS = ("ICD-10-CM", "DOID", "MeSH", "DrugBank", "UNII", "MedlinePlus")
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One illness or medicine mention found in a text.
+
+    ``start``/``end`` are Python character offsets into the original text (end exclusive), so
+    ``text[start:end] == surface`` always holds.
+    """
+
+    surface: str
+    start: int
+    end: int
+    label: Label
+    method: Method
+    source: str  # the rule id, lexicon "file:line", or model name that matched
+    confidence: float  # calibrated probability that the entity is correct, in [0, 1]
+    canonical: str | None = None
+    code: str | None = None  # e.g. "J11.1", "DOID:8469", "DB01050", "D007052"
+    code_system: str | None = None  # one of CODE_SYSTEMS
+    negated: bool = False
+    hypothetical: bool = False
+    # medicine attributes, when the text gives them ("500 mg", "by mouth", "twice daily")
+    dose: str | None = None
+    route: str | None = None
+    frequency: str | None = None
+    # raw score before calibration and anything else a stage wants to explain itself with
+    score: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> Entity:
+        return replace(self, **changes)
+
+    @property
+    def name(self) -> str:
+        """Canonical name when known, else the surface text."""
+        return self.canonical or self.surface
+
+    def overlaps(self, other: Entity) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["text"] = d.pop("surface")
+        if self.label == ILLNESS:
+            for key in ("dose", "route", "frequency"):
+                d.pop(key)
+        if not d["details"]:
+            d.pop("details")
+        return d
+
+
+@dataclass(slots=True)
+class ExtractionResult:
+    """What the chain returns for one text."""
+
+    illnesses: list[Entity]
+    medicines: list[Entity]
+    status: Status
+    reason: str | None = None  # why the result is unresolved / partial
+    stages_run: tuple[str, ...] = ()
+
+    @property
+    def entities(self) -> list[Entity]:
+        return sorted(self.illnesses + self.medicines, key=lambda e: (e.start, e.end))
+
+    @staticmethod
+    def _primary(entities: list[Entity]) -> Entity | None:
+        """The entry's primary entity: the most confident affirmed, non-hypothetical one, first in text."""
+        affirmed = [e for e in entities if not e.negated and not e.hypothetical]
+        if not affirmed:
+            return None
+        return max(affirmed, key=lambda e: (e.confidence, -e.start))
+
+    @property
+    def illness(self) -> str | None:
+        """The reference design's single ``illness`` field."""
+        e = self._primary(self.illnesses)
+        return e.name if e else None
+
+    @property
+    def medicine(self) -> str | None:
+        """The reference design's single ``medicine`` field."""
+        e = self._primary(self.medicines)
+        return e.name if e else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "illness": self.illness,
+            "medicine": self.medicine,
+            "illnesses": [e.to_dict() for e in self.illnesses],
+            "medicines": [e.to_dict() for e in self.medicines],
+            "status": self.status,
+            "reason": self.reason,
+            "stages_run": list(self.stages_run),
+        }
+
+
+class ExtractionError(ValueError):
+    """Typed error for input the chain refuses (e.g. not a string)."""
