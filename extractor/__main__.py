@@ -1,0 +1,54 @@
+"""``python -m extractor COMMAND --help``: every command of the service.
+
+Each command lives in its own module that exposes ``configure_parser(parser)`` and ``run(args) -> int``;
+modules are imported only when their command runs, so ``--help`` stays fast and a worker does not pay for
+the evaluation code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "extract": ("extractor.cli_extract", "extract illnesses and medicines from a text or a CSV, print JSON"),
+    "lexicon": ("extractor.lexicon_check", "check the lexicon files (malformed, duplicate, conflicting rows)"),
+    "generate": ("extractor.generate", "write a labelled CSV of synthetic clinical-style entries"),
+    "bench": ("extractor.bench", "benchmarks that print figures: `bench chain`, `bench pipeline`"),
+    "topics": ("extractor.topics", "create the Kafka topics (idempotent)"),
+    "produce": ("extractor.producer", "publish a CSV of entries to Kafka"),
+    "work": ("extractor.worker", "run an extractor worker (Kafka consumer group member)"),
+    "sink": ("extractor.sink", "write processed entries from Kafka to MongoDB"),
+    "dlq": ("extractor.dlq", "inspect or replay the dead-letter topic"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m extractor", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default=None, help="logging level (default: EXTRACTOR_LOG_LEVEL or INFO)")
+    parser.add_argument("--config", default=None, help="optional settings file (TOML, YAML or JSON)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        # configure lazily only for the command actually requested (keeps --help fast)
+        if len(sys.argv) > 1 and name in sys.argv[1:]:
+            importlib.import_module(module_name).configure_parser(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = args.log_level or __import__("os").environ.get("EXTRACTOR_LOG_LEVEL", "INFO")
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

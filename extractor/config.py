@@ -1,0 +1,125 @@
+"""One typed settings object, read from environment variables (prefix ``EXTRACTOR_``) and an optional file.
+
+Every command reads its settings through :func:`load_settings`; nothing else reads the environment.
+A setting's environment variable is its upper-cased name with the prefix, e.g. ``EXTRACTOR_BOOTSTRAP_SERVERS``.
+An optional config file (``EXTRACTOR_CONFIG_FILE`` or ``--config``; TOML, YAML or JSON with the same keys)
+gives defaults that the environment overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LEXICON_DIR = REPO_ROOT / "lexicons"
+DEFAULT_MODEL = str(REPO_ROOT / "models" / "ner-bc5cdr")
+
+
+class Settings(BaseSettings):
+    """All settings of the extractor service. Frozen: build a new one to change anything."""
+
+    model_config = SettingsConfigDict(env_prefix="EXTRACTOR_", frozen=True, extra="forbid")
+
+    # --- extraction chain -------------------------------------------------------------------------
+    lexicon_dir: Path = DEFAULT_LEXICON_DIR
+    ner_model: str = Field(DEFAULT_MODEL, description="path of a spaCy model dir or an installed package name")
+    stages: tuple[str, ...] = ("regex", "lexicon", "ner")
+    chain_mode: Literal["cascade", "merge"] = "cascade"
+    ner_batch_size: int = 256
+    max_text_chars: int = 20_000
+
+    # --- Kafka ------------------------------------------------------------------------------------
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    input_topic: str = "medical-entries"
+    processed_topic: str = "processed-entries"
+    dlq_topic: str = "dlq-topic"
+    input_partitions: int = 3
+    group_id: str = "extractor-workers"
+    sink_group_id: str = "extractor-mongo-sink"
+    batch_size: int = 500
+    poll_timeout_s: float = 0.5
+
+    # --- CSV producer -----------------------------------------------------------------------------
+    csv_patient_id_column: str = "patient_id"
+    csv_text_column: str = "medical_entry"
+    csv_timestamp_column: str = "timestamp"
+
+    # --- MongoDB ----------------------------------------------------------------------------------
+    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
+    mongo_database: str = "medical"
+    mongo_collection: str = "processed_entries"
+
+    # --- observability ----------------------------------------------------------------------------
+    metrics_port: int = 0  # 0 = no metrics endpoint
+    log_level: str = "INFO"
+
+    def kafka_common(self) -> dict[str, Any]:
+        """librdkafka settings shared by producers, consumers and admin clients."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        return conf
+
+    def redacted(self) -> dict[str, Any]:
+        """Effective settings for the start-up log line, secrets hidden."""
+        d = self.model_dump(mode="json")
+        d["sasl_password"] = "***" if self.sasl_password else None
+        uri = self.mongo_uri.get_secret_value()
+        d["mongo_uri"] = _redact_uri(uri)
+        return d
+
+
+def _redact_uri(uri: str) -> str:
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return uri
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+        return data or {}
+    return json.loads(text)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from (lowest first) defaults, the config file, the environment, then ``overrides``."""
+    import os
+
+    file_values: dict[str, Any] = {}
+    path = config_file or os.environ.get("EXTRACTOR_CONFIG_FILE")
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file not found: {p}")
+        file_values = _read_file(p)
+    env_keys = {k[len("EXTRACTOR_") :].lower() for k in os.environ if k.startswith("EXTRACTOR_")}
+    merged = {k: v for k, v in file_values.items() if k not in env_keys}
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**merged)
