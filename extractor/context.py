@@ -1,0 +1,171 @@
+"""ConText-style modifiers: flag entities as negated or hypothetical from trigger phrases.
+
+Follows the ConText algorithm (Harkema et al., 2009; medspaCy's ``ConTextComponent``): trigger phrases from an
+editable table (``lexicons/context.tsv``) have a category and a direction; a trigger's scope runs forward or
+backward from it up to the end of the sentence, a terminating phrase, or a word limit. Pseudo-triggers
+("no increase") are matched first so that they hide the real trigger inside them.
+Negated entities are kept and flagged; the chain never makes one the entry's primary illness.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from extractor.model import Entity
+
+CONTEXT_FILE = "context.tsv"
+CONTEXT_COLUMNS = ("phrase", "category", "direction")
+Category = Literal["NEGATED", "HYPOTHETICAL", "PSEUDO", "TERMINATE"]
+Direction = Literal["forward", "backward", "both", "none"]
+CATEGORIES = ("NEGATED", "HYPOTHETICAL", "PSEUDO", "TERMINATE")
+DIRECTIONS = ("forward", "backward", "both", "none")
+
+FORWARD_WORDS = 8
+BACKWARD_WORDS = 5
+_SENTENCE_END = re.compile(r"[.;!]\s|[.;!]$|\n")
+_WORD = re.compile(r"\w+")
+
+
+class ContextError(ValueError):
+    """The trigger table is malformed; the message names file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    phrase: str
+    category: Category
+    direction: Direction
+    line: int
+
+
+def load_triggers(path: Path) -> list[Trigger]:
+    if not path.is_file():
+        raise ContextError(f"{path}: context trigger file not found")
+    triggers: list[Trigger] = []
+    seen: dict[str, int] = {}
+    header = False
+    with path.open(encoding="utf-8", newline="") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            fields = [f.strip() for f in line.split("\t")]
+            where = f"{path}:{lineno}"
+            if not header:
+                if tuple(fields) != CONTEXT_COLUMNS:
+                    raise ContextError(f"{where}: header must be {' | '.join(CONTEXT_COLUMNS)}, got {fields}")
+                header = True
+                continue
+            if len(fields) != 3:
+                raise ContextError(f"{where}: expected 3 tab-separated fields, got {len(fields)}")
+            phrase, category, direction = fields
+            if not phrase:
+                raise ContextError(f"{where}: empty phrase")
+            if category not in CATEGORIES:
+                raise ContextError(f"{where}: category must be one of {', '.join(CATEGORIES)}, got {category!r}")
+            if direction not in DIRECTIONS:
+                raise ContextError(f"{where}: direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+            if category in ("PSEUDO", "TERMINATE") and direction != "none":
+                raise ContextError(f"{where}: {category} triggers take direction 'none'")
+            if category in ("NEGATED", "HYPOTHETICAL") and direction == "none":
+                raise ContextError(f"{where}: {category} triggers need a direction")
+            key = " ".join(phrase.lower().split())
+            if key in seen:
+                raise ContextError(f"{where}: duplicate phrase {phrase!r} (first on line {seen[key]})")
+            seen[key] = lineno
+            triggers.append(Trigger(key, category, direction, lineno))  # type: ignore[arg-type]
+    if not header:
+        raise ContextError(f"{path}: no header line ({' | '.join(CONTEXT_COLUMNS)})")
+    return triggers
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    start: int
+    end: int
+    trigger: Trigger
+
+
+class ContextAnnotator:
+    """Sets ``negated`` / ``hypothetical`` on entities according to the trigger table."""
+
+    def __init__(self, triggers: Sequence[Trigger]) -> None:
+        self.triggers = list(triggers)
+        # one alternation, longest phrases first so "no signs of" wins over "no"
+        ordered = sorted(self.triggers, key=lambda t: -len(t.phrase))
+        self._by_phrase = {t.phrase: t for t in ordered}
+        parts = []
+        for t in ordered:
+            body = r"\s+".join(re.escape(w) for w in t.phrase.split())
+            left = r"\b" if t.phrase[0].isalnum() else ""
+            right = r"\b" if t.phrase[-1].isalnum() else ""
+            parts.append(f"{left}{body}{right}")
+        self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+    @classmethod
+    def from_dir(cls, lexicon_dir: Path) -> ContextAnnotator:
+        return cls(load_triggers(lexicon_dir / CONTEXT_FILE))
+
+    def _hits(self, text: str) -> list[_Hit]:
+        if self._pattern is None:
+            return []
+        hits = []
+        for m in self._pattern.finditer(text):
+            key = " ".join(m.group(0).lower().split())
+            trig = self._by_phrase.get(key)
+            if trig is not None:
+                hits.append(_Hit(m.start(), m.end(), trig))
+        return hits
+
+    def annotate(self, text: str, entities: Sequence[Entity]) -> list[Entity]:
+        if not entities:
+            return list(entities)
+        hits = self._hits(text)
+        if not hits:
+            return list(entities)
+        boundaries = [m.start() for m in _SENTENCE_END.finditer(text)]
+        stops = sorted(boundaries + [h.start for h in hits if h.trigger.category == "TERMINATE"])
+        out = []
+        for ent in entities:
+            negated, hypothetical = ent.negated, ent.hypothetical
+            for h in hits:
+                cat = h.trigger.category
+                if cat in ("PSEUDO", "TERMINATE"):
+                    continue
+                if h.start < ent.end and ent.start < h.end:
+                    continue  # the trigger is inside the entity ("no" in "nociception" never matches: \b)
+                if self._in_scope(text, h, ent, stops):
+                    if cat == "NEGATED":
+                        negated = True
+                    else:
+                        hypothetical = True
+            if (negated, hypothetical) != (ent.negated, ent.hypothetical):
+                ent = ent.with_(negated=negated, hypothetical=hypothetical)
+            out.append(ent)
+        return out
+
+    @staticmethod
+    def _in_scope(text: str, hit: _Hit, ent: Entity, stops: list[int]) -> bool:
+        d = hit.trigger.direction
+        if ent.start >= hit.end and d in ("forward", "both"):
+            gap = text[hit.end : ent.start]
+            if any(hit.end <= s < ent.start for s in stops):
+                return False
+            return len(_WORD.findall(gap)) <= FORWARD_WORDS
+        if ent.end <= hit.start and d in ("backward", "both"):
+            gap = text[ent.end : hit.start]
+            if any(ent.end <= s < hit.start for s in stops):
+                return False
+            return len(_WORD.findall(gap)) <= BACKWARD_WORDS
+        return False
+
+
+def annotate_many(annotator: ContextAnnotator, texts: Sequence[str], entities: Sequence[list[Entity]]) -> list[list[Entity]]:
+    return [annotator.annotate(t, e) for t, e in zip(texts, entities, strict=True)]
+
+
+__all__ = ["ContextAnnotator", "ContextError", "Trigger", "load_triggers"]
