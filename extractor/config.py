@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     chain_mode: Literal["cascade", "merge"] = "cascade"
     ner_batch_size: int = 256
     max_text_chars: int = 20_000
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="drop entities below this calibrated confidence")
 
     # --- Kafka ------------------------------------------------------------------------------------
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     sink_group_id: str = "extractor-mongo-sink"
     batch_size: int = 500
     poll_timeout_s: float = 0.5
+    producer_linger_ms: int = 20
+    compression_type: str = "lz4"
+    lexicon_reload_s: float = 10.0  # worker: how often to call chain.reload_if_changed(); 0 = never
+    sink_max_backoff_s: float = 10.0  # sink: cap of the exponential backoff while MongoDB is down
+    dlq_replay_group_id: str | None = None  # default: "<group_id>-dlq-replay"
 
     # --- CSV producer -----------------------------------------------------------------------------
     csv_patient_id_column: str = "patient_id"

@@ -1,0 +1,340 @@
+"""The extraction chain: regex heuristics -> lexicon matching -> NER, then linking, context and calibration.
+
+Runs on plain strings; knows nothing of Kafka or MongoDB::
+
+    >>> chain = Chain.from_settings(load_settings())
+    >>> chain.extract("Patient shows signs of flu. Prescribed ibuprofen.").to_dict()
+
+Policies (``Settings.chain_mode``):
+
+* ``cascade`` (default): each stage only sees what the earlier stages left unresolved. The regex and lexicon
+  stages run on every entry; NER runs only on entries that are still missing an illness or a medicine, or
+  that contain words no earlier stage explained and that are not common English words (a cheap gate: the
+  word list is ``lexicons/common_words.txt``). NER entities that overlap an earlier stage's are dropped.
+* ``merge``: every stage runs on every entry; overlapping entities of the same label are merged, keeping the
+  best supported one (highest calibrated confidence; agreement between methods raises it).
+
+The README's "Chain policy" table gives the accuracy and speed of both, measured with
+``python -m extractor bench chain`` and ``python -m evaluation``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from extractor import __version__
+from extractor.attributes import add_medicine_attributes
+from extractor.calibration import Calibrator
+from extractor.context import ContextAnnotator
+from extractor.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
+from extractor.rules import RegexStage
+from extractor.stage import Stage
+
+if TYPE_CHECKING:
+    from extractor.config import Settings
+
+log = logging.getLogger(__name__)
+
+COMMON_WORDS_FILE = "common_words.txt"
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+
+class Linker(Protocol):
+    """Gives an entity found by regex or NER its canonical name and code from the lexicons."""
+
+    def link(self, entity: Entity) -> Entity: ...
+
+
+@dataclass
+class _Prepared:
+    text: str  # control characters replaced by spaces: same length, same offsets
+    reason: str | None  # set when the entry cannot be processed at all
+
+
+def prepare_text(text: object, max_chars: int) -> _Prepared:
+    """Validate one input. Never raises for a string; raises :class:`ExtractionError` for a non-string."""
+    if not isinstance(text, str):
+        raise ExtractionError(f"text must be a str, got {type(text).__name__}")
+    if len(text) > max_chars:
+        return _Prepared("", f"text too long: {len(text)} characters (limit {max_chars}, EXTRACTOR_MAX_TEXT_CHARS)")
+    if not text.strip():
+        return _Prepared("", "empty text")
+    bad = 0
+    chars = list(text)
+    for i, ch in enumerate(chars):
+        if ch in "\t\n\r":
+            continue
+        cat = unicodedata.category(ch)
+        if cat[0] == "C" or ch == "\ufffd":  # control, format, surrogate, private use, unassigned
+            bad += 1
+            chars[i] = " "
+    if bad and bad / len(text) > 0.1:
+        return _Prepared("", f"binary or control characters: {bad} of {len(text)} characters")
+    cleaned = "".join(chars) if bad else text
+    if not cleaned.strip():
+        return _Prepared("", "empty text")
+    return _Prepared(cleaned, None)
+
+
+def load_common_words(lexicon_dir: Path) -> frozenset[str]:
+    path = lexicon_dir / COMMON_WORDS_FILE
+    if not path.is_file():
+        return frozenset()
+    words = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            words.append(line.split("\t", 1)[0].lower())
+    return frozenset(words)
+
+
+def _labels(entities: Iterable[Entity]) -> set[Label]:
+    return {e.label for e in entities}
+
+
+def _overlaps_any(e: Entity, others: Iterable[Entity]) -> bool:
+    return any(e.overlaps(o) for o in others)
+
+
+@dataclass
+class Chain:
+    """An ordered list of stages plus the steps that run after them. Build with :meth:`from_settings`."""
+
+    stages: list[Stage]
+    context: ContextAnnotator | None = None
+    linker: Linker | None = None
+    calibrator: Calibrator | None = None
+    mode: str = "cascade"
+    max_chars: int = 20_000
+    common_words: frozenset[str] = frozenset()
+    min_confidence: float = 0.0
+    lexicon_version: str = "none"
+    model_name: str = "none"
+    settings: Any = None
+    _fingerprint: str = field(default="", repr=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_settings(cls, settings: Settings, *, nlp: Any = None) -> Chain:
+        """Load every resource the settings name. ``nlp`` lets a caller pass an already loaded spaCy model."""
+        from extractor.lexicon import Lexicon, LexiconStage
+
+        lexicon_dir = Path(settings.lexicon_dir)
+        stages: list[Stage] = []
+        lexicon = None
+        model_name = "none"
+        for name in settings.stages:
+            if name == "regex":
+                stages.append(RegexStage.from_dir(lexicon_dir))
+            elif name == "lexicon":
+                lexicon = lexicon or Lexicon.load(lexicon_dir)
+                stages.append(LexiconStage(lexicon))
+            elif name == "ner":
+                from extractor.ner import NerStage, load_ner_model
+
+                model = nlp if nlp is not None else load_ner_model(settings.ner_model)
+                stage = NerStage(model, batch_size=settings.ner_batch_size)
+                model_name = stage.model_name
+                stages.append(stage)
+            else:
+                raise ValueError(f"unknown stage {name!r}: choose from regex, lexicon, ner")
+        if lexicon is None and any(s in settings.stages for s in ("regex", "ner")):
+            lexicon = Lexicon.load(lexicon_dir)  # still needed to link regex/NER entities to codes
+        from extractor.linking import LexiconLinker
+
+        return cls(
+            stages=stages,
+            context=ContextAnnotator.from_dir(lexicon_dir),
+            linker=LexiconLinker(lexicon) if lexicon is not None else None,
+            calibrator=Calibrator.load_default(),
+            mode=settings.chain_mode,
+            max_chars=settings.max_text_chars,
+            common_words=load_common_words(lexicon_dir),
+            min_confidence=settings.min_confidence,
+            lexicon_version=lexicon_dir_version(lexicon_dir),
+            model_name=model_name,
+            settings=settings,
+            _fingerprint=lexicon_dir_fingerprint(lexicon_dir),
+        )
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(s.method for s in self.stages)
+
+    @property
+    def version(self) -> str:
+        return f"extractor-{__version__}+lexicon-{self.lexicon_version}+model-{self.model_name}"
+
+    def prefix(self, k: int) -> Chain:
+        """A chain with only the first ``k`` stages, sharing every loaded resource (for per-stage scores)."""
+        if not 1 <= k <= len(self.stages):
+            raise ValueError(f"prefix length must be in 1..{len(self.stages)}")
+        clone = Chain(**{f: getattr(self, f) for f in self.__dataclass_fields__})  # type: ignore[arg-type]
+        clone.stages = self.stages[:k]
+        return clone
+
+    def reload_if_changed(self) -> bool:
+        """Reload rules, triggers and lexicons when a file under the lexicon dir changed. The NER model stays.
+
+        A broken edit is logged and the running chain is kept, so a worker never dies from a typo.
+        """
+        if self.settings is None:
+            return False
+        lexicon_dir = Path(self.settings.lexicon_dir)
+        fp = lexicon_dir_fingerprint(lexicon_dir)
+        if fp == self._fingerprint:
+            return False
+        self._fingerprint = fp
+        ner = next((s for s in self.stages if s.method == "ner"), None)
+        try:
+            fresh = Chain.from_settings(self.settings, nlp=getattr(ner, "nlp", None))
+        except Exception as exc:  # noqa: BLE001 - any load error keeps the old chain
+            log.error("lexicon reload failed, keeping version %s: %s", self.lexicon_version, exc)
+            return False
+        for f in self.__dataclass_fields__:
+            setattr(self, f, getattr(fresh, f))
+        log.info("lexicons reloaded: version %s", self.lexicon_version)
+        return True
+
+    # ------------------------------------------------------------------ extraction
+    def extract(self, text: str) -> ExtractionResult:
+        return self.extract_many([text])[0]
+
+    def extract_many(self, texts: Sequence[str]) -> list[ExtractionResult]:
+        prepared = [prepare_text(t, self.max_chars) for t in texts]
+        found: list[list[Entity]] = [[] for _ in texts]
+        ran: list[list[str]] = [[] for _ in texts]
+        live = [i for i, p in enumerate(prepared) if p.reason is None]
+        for stage in self.stages:
+            if self.mode == "cascade" and stage.method == "ner":
+                todo = [i for i in live if self._needs_ner(prepared[i].text, found[i])]
+            else:
+                todo = live
+            if not todo:
+                continue
+            outputs = stage.extract_many([prepared[i].text for i in todo])
+            for i, ents in zip(todo, outputs, strict=True):
+                ran[i].append(stage.method)
+                ents = [self._finish_entity(e) for e in ents]
+                if self.mode == "cascade":
+                    found[i].extend(e for e in ents if not _overlaps_any(e, found[i]))
+                else:
+                    found[i] = merge_entities(found[i] + ents)
+        return [self._result(p, f, r) for p, f, r in zip(prepared, found, ran, strict=True)]
+
+    def _finish_entity(self, e: Entity) -> Entity:
+        if self.linker is not None and e.code is None:
+            e = self.linker.link(e)
+        if self.calibrator is not None:
+            e = self.calibrator.calibrate(e)
+        return e
+
+    def _needs_ner(self, text: str, entities: list[Entity]) -> bool:
+        """Cascade gate: does this entry still hold something only the model could find?"""
+        if _labels(entities) != {ILLNESS, MEDICINE}:
+            return True
+        if not self.common_words:
+            return False
+        covered = sorted((e.start, e.end) for e in entities)
+        for word, start in _words(text):
+            if len(word) < 4 or word in self.common_words:
+                continue
+            if any(s <= start < e for s, e in covered):
+                continue
+            return True
+        return False
+
+    def _result(self, prep: _Prepared, entities: list[Entity], ran: list[str]) -> ExtractionResult:
+        if prep.reason is not None:
+            return ExtractionResult([], [], "unresolved", prep.reason, ())
+        ents = [e for e in entities if e.confidence >= self.min_confidence]
+        if self.context is not None:
+            ents = self.context.annotate(prep.text, ents)
+        ents = add_medicine_attributes(prep.text, ents)
+        ents.sort(key=lambda e: (e.start, e.end))
+        ill = [e for e in ents if e.label == ILLNESS]
+        med = [e for e in ents if e.label == MEDICINE]
+        if ill and med:
+            status, reason = "resolved", None
+        elif ill or med:
+            status, reason = "partial", "no medicine found" if ill else "no illness found"
+        else:
+            status, reason = "unresolved", "no illness or medicine found"
+        return ExtractionResult(ill, med, status, reason, tuple(ran))  # type: ignore[arg-type]
+
+
+def _words(text: str) -> Iterable[tuple[str, int]]:
+    """Lower-cased alphabetic words with their start offsets (fast scan, no regex)."""
+    start = -1
+    low = text.lower()
+    for i, ch in enumerate(low):
+        if ch in _WORD_CHARS:
+            if start < 0:
+                start = i
+        elif start >= 0:
+            yield low[start:i], start
+            start = -1
+    if start >= 0:
+        yield low[start:], start
+
+
+def merge_entities(entities: list[Entity]) -> list[Entity]:
+    """Merge overlapping entities: the best supported wins; agreeing methods raise its confidence.
+
+    Two entities agree when they overlap and carry the same label. The winner is the one with the highest
+    confidence (ties: exact lexicon/regex code over none, then the longer span). Its confidence becomes
+    ``1 - prod(1 - c_i)`` over the agreeing methods (a noisy-OR, capped at 0.99), and ``details.agreed``
+    names them.
+    """
+    out: list[Entity] = []
+    pending = sorted(entities, key=lambda e: (-e.confidence, e.code is None, -(e.end - e.start), e.start))
+    used = [False] * len(pending)
+    for i, e in enumerate(pending):
+        if used[i]:
+            continue
+        used[i] = True
+        group = [e]
+        for j in range(i + 1, len(pending)):
+            if not used[j] and pending[j].overlaps(e):
+                used[j] = True
+                if pending[j].label == e.label:
+                    group.append(pending[j])
+        methods = sorted({g.method for g in group})
+        if len(methods) > 1:
+            miss = 1.0
+            for m in methods:
+                miss *= 1.0 - max(g.confidence for g in group if g.method == m)
+            details = dict(e.details, agreed=methods)
+            e = e.with_(confidence=min(0.99, round(1.0 - miss, 4)), details=details)
+            if e.code is None:
+                coded = next((g for g in group if g.code), None)
+                if coded is not None:
+                    e = e.with_(canonical=coded.canonical, code=coded.code, code_system=coded.code_system)
+        out.append(e)
+    return sorted(out, key=lambda e: e.start)
+
+
+def lexicon_dir_fingerprint(lexicon_dir: Path) -> str:
+    """Cheap change detector: names, sizes and mtimes of the editable files."""
+    parts = []
+    for p in sorted(lexicon_dir.glob("*")):
+        if p.suffix in (".tsv", ".txt") and p.is_file():
+            st = p.stat()
+            parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def lexicon_dir_version(lexicon_dir: Path) -> str:
+    """Content hash of the editable files (12 hex digits): goes into documents and DLQ headers."""
+    h = hashlib.sha256()
+    for p in sorted(lexicon_dir.glob("*")):
+        if p.suffix in (".tsv", ".txt") and p.is_file():
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
