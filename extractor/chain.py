@@ -226,7 +226,12 @@ class Chain:
                     found[i].extend(e for e in ents if not _overlaps_any(e, found[i]))
                 else:
                     found[i] = merge_entities(found[i] + ents)
-        return [self._result(p, f, r) for p, f, r in zip(prepared, found, ran, strict=True)]
+        results = [self._result(p, f, r) for p, f, r in zip(prepared, found, ran, strict=True)]
+        for text, p, res in zip(texts, prepared, results, strict=True):
+            if p.text is not text:  # control characters were blanked: report surfaces as in the original
+                res.illnesses = [e.with_(surface=text[e.start : e.end]) for e in res.illnesses]
+                res.medicines = [e.with_(surface=text[e.start : e.end]) for e in res.medicines]
+        return results
 
     def _finish_entity(self, e: Entity) -> Entity:
         if self.linker is not None and e.code is None:
