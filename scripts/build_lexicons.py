@@ -1,0 +1,342 @@
+#!/usr/bin/env python
+"""Build the generated lexicon files under lexicons/ from the read-only source data.
+
+Writes (and overwrites) only the GENERATED files:
+
+* lexicons/illnesses.tsv   -- Disease Ontology, ICD-10-CM (illness chapters, with derived short forms),
+                              NCBI-disease + BC5CDR TRAIN mentions
+* lexicons/medicines.tsv   -- drug-named-entity-recognition dictionary (DrugBank / MeSH / MedlinePlus),
+                              BC5CDR TRAIN chemical mentions, FDA UNII official names (filtered)
+* lexicons/stopterms_generated.tsv -- terms that mostly match outside gold spans of the TRAIN corpora
+                              (scope all) and frequent non-entity TRAIN words (scope fuzzy)
+
+Hand-written files (curated_terms.tsv, abbreviations.tsv, misspellings.tsv, stopterms.tsv) are never written
+here, so editors' rows survive rebuilds. DEV splits are never read. The output is deterministic.
+
+    python scripts/build_lexicons.py [--data DIR] [--out DIR] [--no-stop-mining]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from extractor.lexicon import (  # noqa: E402
+    STOPTERMS_GENERATED,
+    Lexicon,
+    LexiconStage,
+    norm_key,
+    tokenize,
+)
+
+ILL, MED = "ILLNESS", "MEDICINE"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Source preference (lower wins) when the same normalised term comes from several sources. The label of a term
+# that both an illness and a medicine source list is the one TRAIN gold mentions use, else the preferred source's.
+PRIORITY = {
+    ("doid", "label"): 10,
+    ("doid", "exact_synonym"): 12,
+    ("doid", "former_label"): 14,
+    ("icd", "description"): 20,
+    ("icd", "inclusion_term"): 22,
+    ("icd", "derived"): 24,
+    ("drug", "DrugBank"): 10,
+    ("drug", "MedlinePlus"): 12,
+    ("drug", "MeSH"): 14,
+    ("drug", ""): 16,
+    ("corpus", ILL): 30,
+    ("corpus", MED): 30,
+    ("unii", "official_name"): 40,
+}
+
+# ICD-10-CM chapters kept. Letters by first character of the code:
+#   A-B infectious, C-D neoplasms/blood, E endocrine, F mental, G nervous, H eye/ear, I circulatory,
+#   J respiratory, K digestive, L skin, M musculoskeletal, N genitourinary, O pregnancy, P perinatal,
+#   Q congenital, R symptoms/signs (BC5CDR and clinical notes annotate symptoms such as "seizures", "nausea",
+#   "fever" as illnesses, so R is kept), U special purposes (U07.1 COVID-19).
+# Dropped: S (injuries: "Fracture of ..., initial encounter" never appear verbatim and are not illnesses a
+#   prescription is for), T except T66-T78 / T80-T88 (effects of external causes such as anaphylaxis, heat
+#   stroke, and complications of care are illnesses; poisonings "by <drug>" would collide with medicine names),
+#   V-Y (external causes of morbidity) and Z (factors influencing health status, "history of ...").
+ICD_KEEP_T = re.compile(r"^T(6[6-9]|7[0-8]|8[0-8])")
+
+# qualifiers stripped from ICD-10-CM descriptions to derive short surface forms
+ICD_STRIP = [
+    re.compile(r"\s*\([^)]*\)"),  # parenthetical qualifiers: "Essential (primary) hypertension"
+    re.compile(r",?\s+without (complications?|mention of [^,]*|[a-z]+ (symptoms|behavior|features))$", re.I),
+    re.compile(r",?\s+not elsewhere classified$", re.I),
+    re.compile(r",?\s+not otherwise specified$|\s+NOS$", re.I),
+    re.compile(r",\s+unspecified(\s+[a-z ]+)?$", re.I),
+    re.compile(r"^unspecified\s+", re.I),
+    re.compile(r",\s+(site|type|organism|part|side|laterality) unspecified$", re.I),
+    re.compile(r",\s+(initial|subsequent) encounter$", re.I),
+]
+ICD_HEADS = re.compile(r"\s+(with|due to|in diseases classified elsewhere|complicating)\b.*$", re.I)
+MAX_TERM_TOKENS = 12  # longer descriptions are kept only in derived forms (they never occur verbatim)
+
+
+def code_system_of(prefixed: str) -> tuple[str, str]:
+    """("DRUGBANK:DB01048") -> ("DB01048", "DrugBank"); unknown prefixes give ("", "")."""
+    if not prefixed:
+        return "", ""
+    pre, _, code = prefixed.partition(":")
+    pre = pre.upper()
+    if pre == "DRUGBANK":
+        return code, "DrugBank"
+    if pre == "MESH":
+        return code, "MeSH"
+    if pre == "MEDLINEPLUS":
+        return code, "MedlinePlus"
+    if pre == "UNII":
+        return code, "UNII"
+    if pre == "DOID":
+        return prefixed, "DOID"
+    if pre in ("ICD10CM", "ICD-10-CM"):
+        return code, "ICD-10-CM"
+    return "", ""
+
+
+def read_source(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+class Builder:
+    def __init__(self, data: Path, out: Path, unii: str) -> None:
+        self.data = data
+        self.lex = data / "lexicons"
+        self.out = out
+        self.unii = unii
+        # key -> label -> list of candidate rows
+        self.cands: dict[str, dict[str, list[tuple]]] = defaultdict(lambda: defaultdict(list))
+        self.gold_label: dict[str, Counter] = defaultdict(Counter)  # key -> label counts in TRAIN gold
+        self.gold_lower: set[str] = set()  # short terms attested in lower case in TRAIN gold
+        self.stats: Counter = Counter()
+
+    # ------------------------------------------------------------------ candidates
+    def add(self, label: str, term: str, canonical: str, code: str, system: str, source: str, term_type: str,
+            prio: int, xrefs: str = "") -> None:
+        term = " ".join(term.split())
+        key = norm_key(term)
+        if not key or len(key) < 2 or len(key.split(" ")) > MAX_TERM_TOKENS:
+            self.stats[f"skip:{source}"] += 1
+            return
+        if not re.search(r"[^\W\d_]", key):  # numbers / punctuation only
+            self.stats[f"skip:{source}"] += 1
+            return
+        self.cands[key][label].append((prio, term, canonical or term, code, system, source, term_type, xrefs))
+
+    def short_case(self, term: str) -> str:
+        """Short (<= 4 chars) lower-case dictionary terms become case-sensitive capitals ("apap" -> "APAP")
+        unless TRAIN gold shows them in lower case ("iron", "urea")."""
+        compact = re.sub(r"[\s\-]", "", term)
+        if len(compact) <= 4 and term == term.lower() and term.lower() not in self.gold_lower:
+            return term.upper()
+        return term
+
+    def load_gold(self) -> None:
+        for name in ("bc5cdr_train_mentions.tsv", "ncbi_disease_train_mentions.tsv"):
+            for r in read_source(self.lex / name):
+                self.gold_label[norm_key(r["term"])][r["term_type"]] += 1
+                if r["term"] == r["term"].lower():
+                    self.gold_lower.add(r["term"].lower())
+
+    def doid(self) -> None:
+        xref: dict[str, list[str]] = defaultdict(list)
+        for r in read_source(self.lex / "disease_ontology_xrefs.tsv"):
+            parts = r["code"].split("|")
+            if len(parts) == 2:
+                xref[parts[0]].append(parts[1])
+        for r in tqdm(read_source(self.lex / "disease_ontology.tsv"), desc="disease ontology", unit="row"):
+            self.add(ILL, r["term"], r["canonical"], r["code"], "DOID", "DO", r["term_type"],
+                     PRIORITY.get(("doid", r["term_type"]), 14), "|".join(sorted(xref.get(r["code"], []))))
+
+    def icd(self) -> None:
+        for r in tqdm(read_source(self.lex / "icd10cm.tsv"), desc="icd-10-cm", unit="row"):
+            code = r["code"]
+            first = code[:1]
+            if first in "SVWXYZ" or (first == "T" and not ICD_KEEP_T.match(code)):
+                self.stats["icd:dropped_chapter"] += 1
+                continue
+            term = r["term"]
+            canonical = r["canonical"]
+            forms = {term}
+            cur = term
+            for _ in range(3):  # strip qualifiers repeatedly ("X, unspecified (Y)")
+                prev = cur
+                for rx in ICD_STRIP:
+                    cur = rx.sub("", cur).strip(" ,")
+                if cur == prev:
+                    break
+            if cur:
+                forms.add(cur)
+            head = ICD_HEADS.sub("", cur).strip(" ,")
+            if head and len(head.split()) >= 1:
+                forms.add(head)
+            for f in sorted(forms):
+                derived = f != term
+                tt = "derived" if derived else r["term_type"]
+                self.add(ILL, f, canonical, code, "ICD-10-CM", "ICD-10-CM", tt, PRIORITY[("icd", tt)])
+
+    def drugs(self) -> None:
+        for r in tqdm(read_source(self.lex / "drug_ner_dictionary.tsv"), desc="drug dictionary", unit="row"):
+            code, system = code_system_of(r["code"])
+            self.add(MED, self.short_case(r["term"]), r["canonical"], code, system, "drug-ner", r["term_type"],
+                     PRIORITY[("drug", system)])
+
+    def unii_names(self) -> None:
+        if self.unii == "none":
+            return
+        for r in tqdm(read_source(self.lex / "fda_unii_official_and_brand.tsv"), desc="fda unii", unit="row"):
+            if r["term_type"] != "official_name" and self.unii != "all":
+                continue
+            term = r["term"]
+            # keep plain substance names: <= 3 words, letters (and spaces/hyphens) only, no salts of salts
+            if self.unii == "plain" and (len(term.split()) > 3 or re.search(r"[^A-Za-z \-]", term)):
+                self.stats["unii:dropped_complex"] += 1
+                continue
+            code, system = code_system_of(r["code"])
+            self.add(MED, self.short_case(term.lower()), r["canonical"].lower(), code, system, "FDA-UNII",
+                     r["term_type"], PRIORITY[("unii", "official_name")])
+
+    def corpus_mentions(self) -> None:
+        for name, src in (("bc5cdr_train_mentions.tsv", "BC5CDR-train"), ("ncbi_disease_train_mentions.tsv",
+                                                                            "NCBI-disease-train")):
+            for r in read_source(self.lex / name):
+                label = r["term_type"]
+                first = r["code"].split("|")[0]
+                code, system = code_system_of(first)
+                xrefs = r["code"] if not code else ""
+                self.add(label, r["term"], r["canonical"], code, system, src, "train_mention",
+                         PRIORITY[("corpus", label)], xrefs)
+
+    # ------------------------------------------------------------------ resolve + write
+    def resolve(self) -> dict[str, list[tuple]]:
+        out: dict[str, list[tuple]] = {ILL: [], MED: []}
+        for key in tqdm(sorted(self.cands), desc="resolve", unit="term"):
+            by_label = self.cands[key]
+            if len(by_label) > 1:
+                self.stats["conflict:label"] += 1
+                gold = self.gold_label.get(key)
+                if gold:
+                    label = gold.most_common(1)[0][0]
+                else:
+                    label = min(by_label, key=lambda lb: (min(c[0] for c in by_label[lb]), lb))
+            else:
+                label = next(iter(by_label))
+            rows = sorted(by_label[label], key=lambda c: (c[0], len(c[3]), c[3], c[1]))
+            if len({(c[2].lower(), c[3]) for c in rows}) > 1:
+                self.stats["conflict:canonical"] += 1
+            out[label].append((key,) + rows[0][1:])
+        return out
+
+    def write_terms(self, resolved: dict[str, list[tuple]]) -> None:
+        for label, name in ((ILL, "illnesses.tsv"), (MED, "medicines.tsv")):
+            path = self.out / name
+            with path.open("w", encoding="utf-8", newline="") as fh:
+                fh.write(f"# GENERATED by scripts/build_lexicons.py from {self.data.name}/lexicons -- do not edit: "
+                         "add rows to curated_terms.tsv, stop rows to stopterms.tsv (see README.md)\n")
+                fh.write("term\tcanonical\tcode\tcode_system\tsource\tterm_type\txrefs\n")
+                for _key, term, canonical, code, system, source, tt, xrefs in resolved[label]:
+                    fields = [term, canonical, code, system, source, tt, xrefs]
+                    fh.write("\t".join(f.replace("\t", " ") for f in fields) + "\n")
+            self.stats[f"rows:{name}"] = len(resolved[label])
+
+    # ------------------------------------------------------------------ stop-term mining on TRAIN
+    def mine_stops(self, min_matches: int, max_precision: float) -> None:
+        gen = self.out / STOPTERMS_GENERATED
+        gen.write_text("term\tlabel\tscope\treason\n", encoding="utf-8")
+        lex = Lexicon.load(self.out, use_cache=False)
+        stage = LexiconStage(lex, fuzzy=False)
+        stats: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # (key, label) -> [n, tp]
+        word_out: Counter = Counter()
+        word_in: Counter = Counter()
+        for name, labels in (("bc5cdr_train", (ILL, MED)), ("ncbi_disease_train", (ILL,))):
+            path = self.data / "train" / f"{name}.spans.jsonl"
+            lines = path.read_text(encoding="utf-8").splitlines()
+            for line in tqdm(lines, desc=f"mine {name}", unit="sent"):
+                d = json.loads(line)
+                text = d["text"]
+                gold = {(s["start"], s["end"], s["label"]) for s in d["spans"]}
+                inside = [False] * (len(text) + 1)
+                for s in d["spans"]:
+                    for k in range(s["start"], s["end"]):
+                        inside[k] = True
+                for e in stage.extract(text):
+                    if e.label not in labels or not e.source.startswith(("illnesses.tsv", "medicines.tsv")):
+                        continue
+                    st = stats[(norm_key(e.surface), e.label)]
+                    st[0] += 1
+                    st[1] += (e.start, e.end, e.label) in gold
+                if name == "bc5cdr_train":  # both labels annotated: a word outside spans is a non-entity
+                    for s, _e, tok in tokenize(text):
+                        w = tok.lower()
+                        if len(w) >= 5 and w.isalpha():
+                            (word_in if inside[s] else word_out)[w] += 1
+        rows = []
+        for (key, label), (n, tp) in sorted(stats.items()):
+            if n >= min_matches and tp / n < max_precision:
+                rows.append((key, label, "all", f"TRAIN: {n} matches, {tp} exact gold"))
+        self.stats["stop:all"] = len(rows)
+        nfz = 0
+        for w, n in sorted(word_out.items()):
+            if n >= 3 and word_in[w] <= 0.1 * n:
+                rows.append((w, "*", "fuzzy", f"TRAIN: {n}x outside gold, {word_in[w]}x inside"))
+                nfz += 1
+        self.stats["stop:fuzzy"] = nfz
+        with gen.open("w", encoding="utf-8", newline="") as fh:
+            fh.write("# GENERATED by scripts/build_lexicons.py from TRAIN corpora -- do not edit: override with "
+                     "curated_terms.tsv, add stops to stopterms.tsv\n")
+            fh.write("term\tlabel\tscope\treason\n")
+            for r in rows:
+                fh.write("\t".join(r) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data",
+                    help="source data dir holding lexicons/ and train/ (default: ../shared/data from the repo root)")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "lexicons", help="output lexicon dir (default: lexicons/)")
+    ap.add_argument("--unii", choices=("none", "plain", "official", "all"), default="plain",
+                    help="FDA UNII rows to keep: plain official names (default), all official names, "
+                         "official + brand names, or none")
+    ap.add_argument("--no-stop-mining", action="store_true", help="do not (re)write stopterms_generated.tsv")
+    ap.add_argument("--min-matches", type=int, default=2, help="stop-term mining: minimum TRAIN matches")
+    ap.add_argument("--max-precision", type=float, default=0.4,
+                    help="stop-term mining: a term whose TRAIN matches are gold less often than this is stopped")
+    args = ap.parse_args(argv)
+    if not (args.data / "lexicons").is_dir():
+        ap.error(f"no lexicons/ under {args.data}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    b = Builder(args.data, args.out, args.unii)
+    b.load_gold()
+    b.doid()
+    b.icd()
+    b.corpus_mentions()
+    b.drugs()
+    b.unii_names()
+    b.write_terms(b.resolve())
+    if not args.no_stop_mining:
+        b.mine_stops(args.min_matches, args.max_precision)
+    for k, v in sorted(b.stats.items()):
+        print(f"{k}\t{v}")
+    print(f"done in {time.time() - t0:.1f}s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
