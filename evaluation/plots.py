@@ -67,7 +67,8 @@ def write_plots(report: dict[str, Any], scores: Scores, out_dir: str | Path) -> 
     for name, rows in sw.items():
         ts = [r["threshold"] for r in rows]
         style = {"linewidth": 2.5, "color": "black"} if name == "all" else {}
-        ap.plot(ts, [r["precision"] for r in rows], label=name, **style)
+        # precision of nothing kept is undefined: leave a gap rather than draw a drop to 0
+        ap.plot(ts, [r["precision"] if r["predictions"] else float("nan") for r in rows], label=name, **style)
         ar.plot(ts, [r["recall"] for r in rows], label=name, **style)
     ap.set_title("precision vs confidence threshold (strict)")
     ar.set_title("recall (share of all gold) vs threshold (strict)")
