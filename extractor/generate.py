@@ -302,7 +302,7 @@ ILLNESS_CLAUSES = (
     "^{I}, improving.",
     "^{I} well controlled.",
     "Likely {I} secondary to {I2}.",
-    "Chronic {I}.",
+    "Reassessed {I} today.",
     "Pt with {I} and {I2}, here for refill.",
 )
 MEDICINE_CLAUSES = (
