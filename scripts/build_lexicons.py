@@ -36,6 +36,7 @@ from extractor.lexicon import (  # noqa: E402
     STOPTERMS_GENERATED,
     Lexicon,
     LexiconStage,
+    is_case_sensitive,
     norm_key,
     tokenize,
 )
@@ -136,6 +137,10 @@ class Builder:
         if not re.search(r"[^\W\d_]", key):  # numbers / punctuation only
             self.stats[f"skip:{source}"] += 1
             return
+        if len(key) <= 2 and source in ("DO", "ICD-10-CM", "drug-ner", "FDA-UNII"):
+            # two-character dictionary abbreviations ("HT", "SD", "CP") are mostly something else in text
+            self.stats[f"skip:short:{source}"] += 1
+            return
         self.cands[key][label].append((prio, term, canonical or term, code, system, source, term_type, xrefs))
 
     def short_case(self, term: str) -> str:
@@ -216,6 +221,11 @@ class Builder:
                                                                             "NCBI-disease-train")):
             for r in read_source(self.lex / name):
                 label = r["term_type"]
+                if is_case_sensitive(r["term"]) and (label == ILL or len(norm_key(r["term"])) <= 2):
+                    # disease abbreviations defined inside one abstract ("MED", "TD", "WT") mean other things
+                    # elsewhere; chemical abbreviations of 3+ characters ("STZ", "MPTP", "5-HT") are stable
+                    self.stats[f"skip:abbrev:{src}"] += 1
+                    continue
                 first = r["code"].split("|")[0]
                 code, system = code_system_of(first)
                 xrefs = r["code"] if not code else ""
@@ -280,20 +290,22 @@ class Builder:
                     st = stats[(norm_key(e.surface), e.label)]
                     st[0] += 1
                     st[1] += (e.start, e.end, e.label) in gold
-                if name == "bc5cdr_train":  # both labels annotated: a word outside spans is a non-entity
-                    for s, _e, tok in tokenize(text):
-                        w = tok.lower()
-                        if len(w) >= 5 and w.isalpha():
-                            (word_in if inside[s] else word_out)[w] += 1
+                for s, _e, tok in tokenize(text):
+                    w = tok.lower()
+                    if len(w) >= 5 and w.isalpha():
+                        (word_in if inside[s] else word_out)[w] += 1
         rows = []
         for (key, label), (n, tp) in sorted(stats.items()):
-            if n >= min_matches and tp / n < max_precision:
+            if (n >= min_matches and tp / n < max_precision) or (tp == 0 and len(key) <= 4):
                 rows.append((key, label, "all", f"TRAIN: {n} matches, {tp} exact gold"))
         self.stats["stop:all"] = len(rows)
         nfz = 0
-        for w, n in sorted(word_out.items()):
-            if n >= 3 and word_in[w] <= 0.1 * n:
-                rows.append((w, "*", "fuzzy", f"TRAIN: {n}x outside gold, {word_in[w]}x inside"))
+        # A misspelling is a rare word: any word seen at least twice in the TRAIN texts (inside or outside gold
+        # spans) is a real word and never a fuzzy query. Exact terms never reach fuzzy matching anyway.
+        for w in sorted(set(word_out) | set(word_in)):
+            n_out, n_in = word_out[w], word_in[w]
+            if n_out + n_in >= 2 and lex.lookup(w) is None:
+                rows.append((w, "*", "fuzzy", f"TRAIN word: {n_out}x outside gold, {n_in}x inside"))
                 nfz += 1
         self.stats["stop:fuzzy"] = nfz
         with gen.open("w", encoding="utf-8", newline="") as fh:
