@@ -1,13 +1,14 @@
 """``python -m extractor lexicon check|eval``: validate the lexicon files, or score the lexicon stage alone.
 
-``check`` reports, with ``file:line``: malformed rows (error), duplicate rows within a file (warning), the same
-term with a different label in two files or a different canonical/code in curated files (error for curated
-files, warning for generated ones, which the build already resolves), misspellings whose target is unknown
-(error), stop-terms that stop a curated term or abbreviation (error) and stop-terms that stop nothing (warning).
-Exit code 1 when an error was found, else 0.
+``check`` reports, with ``file:line``: malformed rows (error), duplicate rows within a file (warning;
+error in hand files), the same term with a different label in two files or a different canonical/code in
+curated files (error for hand files, warning for generated ones, which the build already resolves),
+misspellings whose target is unknown (error), stop-terms that stop a curated term or abbreviation (error)
+and stop-terms that stop nothing (warning). Exit code 1 when an error was found, else 0.
 
 ``eval CSV`` runs only the lexicon stage over a labelled CSV (``text,illnesses,medicines``; ``|``-separated
-gold surfaces) and prints strict precision / recall / F1 per label (normalised case, whitespace and surrounding
+gold surfaces) and prints strict precision / recall / F1 per label (normalised case,
+whitespace and surrounding
 punctuation; deduplicated per row like the gold), plus throughput.
 """
 
@@ -41,8 +42,14 @@ from extractor.lexicon import (
 )
 from extractor.model import CODE_SYSTEMS
 
-TERM_COL = {CURATED_TERMS: "term", ABBREVIATIONS: "abbreviation", MISSPELLINGS: "misspelling",
-            STOPTERMS: "term", STOPTERMS_GENERATED: "term", **{n: "term" for n in GENERATED_FILES}}
+TERM_COL = {
+    CURATED_TERMS: "term",
+    ABBREVIATIONS: "abbreviation",
+    MISSPELLINGS: "misspelling",
+    STOPTERMS: "term",
+    STOPTERMS_GENERATED: "term",
+    **{n: "term" for n in GENERATED_FILES},
+}
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -54,7 +61,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     e.add_argument("csv", type=Path, help="labelled CSV with text, illnesses, medicines columns")
     e.add_argument("--dir", type=Path, default=None, help="lexicon directory (default: settings lexicon_dir)")
     e.add_argument("--no-fuzzy", action="store_true", help="exact, abbreviation and misspelling matches only")
-    e.add_argument("--errors", type=int, default=0, help="print this many false positives / negatives per label")
+    e.add_argument(
+        "--errors", type=int, default=0, help="print this many false positives / negatives per label"
+    )
 
 
 def _dir(args: argparse.Namespace) -> Path:
@@ -95,7 +104,9 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
     d = Path(lexicon_dir)
     errors: list[str] = []
     warnings: list[str] = []
-    terms: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(list)  # key -> [(where, label, canon, code, file)]
+    terms: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(
+        list
+    )  # key -> [(where, label, canon, code, file)]
     stops: list[tuple[str, str, str, str]] = []  # (where, key, label, scope)
     miss: list[tuple[str, str, str]] = []
     for name in HEADERS:
@@ -116,8 +127,11 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
                 if cs and cs not in CODE_SYSTEMS:
                     errors.append(f"{where}: malformed: code_system {cs!r} not one of {list(CODE_SYSTEMS)}")
                 label = GENERATED_FILES.get(name) or r.get("label", "")
-                allowed = ("ILLNESS", "MEDICINE", "*") if name in (STOPTERMS, STOPTERMS_GENERATED) else (
-                    "ILLNESS", "MEDICINE")
+                allowed = (
+                    ("ILLNESS", "MEDICINE", "*")
+                    if name in (STOPTERMS, STOPTERMS_GENERATED)
+                    else ("ILLNESS", "MEDICINE")
+                )
                 if label not in allowed:
                     errors.append(f"{where}: malformed: label {label!r} not one of {list(allowed)}")
                     continue
@@ -125,7 +139,9 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
                 dup = (key, label)
                 if dup in seen:
                     msg = f"{where}: duplicate: {term!r} already at {name}:{seen[dup]}"
-                    (errors if name not in GENERATED_FILES and name != STOPTERMS_GENERATED else warnings).append(msg)
+                    (
+                        errors if name not in GENERATED_FILES and name != STOPTERMS_GENERATED else warnings
+                    ).append(msg)
                 else:
                     seen[dup] = lineno
                 if name in (STOPTERMS, STOPTERMS_GENERATED):
@@ -148,12 +164,18 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
         if len(labels) > 1:
             where = ", ".join(f"{r[0]} ({r[1]})" for r in rows)
             msg = f"{rows[-1][0]}: conflict: {key!r} has labels {sorted(labels)} in {where}"
-            (errors if any(r[4] in curated for r in rows) and _curated_label_clash(rows, curated) else warnings).append(msg)
+            (
+                errors
+                if any(r[4] in curated for r in rows) and _curated_label_clash(rows, curated)
+                else warnings
+            ).append(msg)
             continue
         cur = [r for r in rows if r[4] in curated]
         if len(cur) > 1 and len({(r[2], r[3]) for r in cur if r[4] != MISSPELLINGS}) > 1:
-            errors.append(f"{cur[-1][0]}: conflict: {key!r} has different canonical/code in "
-                          + ", ".join(r[0] for r in cur))
+            errors.append(
+                f"{cur[-1][0]}: conflict: {key!r} has different canonical/code in "
+                + ", ".join(r[0] for r in cur)
+            )
         elif cur and any(r[4] in GENERATED_FILES for r in rows):
             gen = next(r for r in rows if r[4] in GENERATED_FILES)
             if (gen[2], gen[3]) != (cur[0][2], cur[0][3]):
@@ -168,14 +190,18 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
         if scope == "all" and where.startswith(STOPTERMS + ":"):
             hit = [r for r in rows if r[4] in curated]
             if hit:
-                errors.append(f"{where}: collision: stop-term {key!r} stops curated row " + ", ".join(r[0] for r in hit))
+                errors.append(
+                    f"{where}: collision: stop-term {key!r} stops curated row " + ", ".join(r[0] for r in hit)
+                )
             elif not rows:
                 warnings.append(f"{where}: unused: stop-term {key!r} matches no {label} term")
         elif scope == "all" and where.startswith(STOPTERMS_GENERATED):
             hit = [r for r in rows if r[4] in curated]
             if hit:
-                warnings.append(f"{where}: overridden: generated stop-term {key!r} is overridden by "
-                                + ", ".join(r[0] for r in hit))
+                warnings.append(
+                    f"{where}: overridden: generated stop-term {key!r} is overridden by "
+                    + ", ".join(r[0] for r in hit)
+                )
     if not errors:
         try:
             Lexicon.load(d, use_cache=False)
@@ -197,19 +223,29 @@ def normalise(s: str) -> str:
     return _PUNCT.sub("", " ".join(s.lower().split()))
 
 
-def evaluate(lexicon_dir: Path, csv_path: Path, *, fuzzy: bool = True, show_errors: int = 0,
-             lexicon: Lexicon | None = None) -> dict[str, Any]:
+def evaluate(
+    lexicon_dir: Path,
+    csv_path: Path,
+    *,
+    fuzzy: bool = True,
+    show_errors: int = 0,
+    lexicon: Lexicon | None = None,
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     lex = lexicon or Lexicon.load(lexicon_dir)
     load_s = time.perf_counter() - t0
     stage = LexiconStage(lex, fuzzy=fuzzy)
     with open(csv_path, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    texts = [r["text"] for r in rows]
+    texts = [r["text"] if "text" in r else r["medical_entry"] for r in rows]
     t0 = time.perf_counter()
     preds = stage.extract_many(texts)
     dt = time.perf_counter() - t0
-    out: dict[str, Any] = {"rows": len(rows), "load_s": round(load_s, 3), "entries_per_s": round(len(rows) / dt, 1)}
+    out: dict[str, Any] = {
+        "rows": len(rows),
+        "load_s": round(load_s, 3),
+        "entries_per_s": round(len(rows) / dt, 1),
+    }
     by_match: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for label, col in (("ILLNESS", "illnesses"), ("MEDICINE", "medicines")):
         tp = fp = fn = 0

@@ -85,8 +85,12 @@ class QGramIndex:
             (i for g in grams for i in postings[g]), dtype=np.int32, count=int(starts[-1])
         )
         self.starts = starts
-        bounds = self.len_start[: LEN_CAP + 2] if len(self.len_start) >= LEN_CAP + 2 else np.concatenate(
-            [self.len_start, np.full(LEN_CAP + 2 - len(self.len_start), len(self.terms), dtype=np.int64)]
+        bounds = (
+            self.len_start[: LEN_CAP + 2]
+            if len(self.len_start) >= LEN_CAP + 2
+            else np.concatenate(
+                [self.len_start, np.full(LEN_CAP + 2 - len(self.len_start), len(self.terms), dtype=np.int64)]
+            )
         )
         off = np.empty((len(grams), LEN_CAP + 2), dtype=np.int32)
         for r in range(len(grams)):
@@ -195,7 +199,11 @@ def bench_index(lexicon: Any, queries: list[str], cutoff: float | None = None) -
     t0 = time.perf_counter()
     brute = [index.brute_force(q, cutoff) for q in qs]
     t_brute = time.perf_counter() - t0
-    same = sum(1 for a, b in zip(idx, brute, strict=True) if (a is None and b is None) or (a and b and a[:2] == b[:2]))
+    same = sum(
+        1
+        for a, b in zip(idx, brute, strict=True)
+        if (a is None and b is None) or (a and b and a[:2] == b[:2])
+    )
     n = max(len(qs), 1)
     return {
         "terms": len(index),

@@ -43,9 +43,10 @@ from extractor.lexicon import (  # noqa: E402
 
 ILL, MED = "ILLNESS", "MEDICINE"
 
-# ---------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Source preference (lower wins) when the same normalised term comes from several sources. The label of a term
-# that both an illness and a medicine source list is the one TRAIN gold mentions use, else the preferred source's.
+# that both an illness and a medicine source list is the one TRAIN gold mentions use, else the preferred
+# source's.
 PRIORITY = {
     ("doid", "label"): 10,
     ("doid", "exact_synonym"): 12,
@@ -69,7 +70,7 @@ PRIORITY = {
 #   "fever" as illnesses, so R is kept), U special purposes (U07.1 COVID-19).
 # Dropped: S (injuries: "Fracture of ..., initial encounter" never appear verbatim and are not illnesses a
 #   prescription is for), T except T66-T78 / T80-T88 (effects of external causes such as anaphylaxis, heat
-#   stroke, and complications of care are illnesses; poisonings "by <drug>" would collide with medicine names),
+#   stroke, and complications of care are illnesses; poisonings "by <drug>" would collide with medicines),
 #   V-Y (external causes of morbidity) and Z (factors influencing health status, "history of ...").
 ICD_KEEP_T = re.compile(r"^T(6[6-9]|7[0-8]|8[0-8])")
 
@@ -127,8 +128,18 @@ class Builder:
         self.stats: Counter = Counter()
 
     # ------------------------------------------------------------------ candidates
-    def add(self, label: str, term: str, canonical: str, code: str, system: str, source: str, term_type: str,
-            prio: int, xrefs: str = "") -> None:
+    def add(
+        self,
+        label: str,
+        term: str,
+        canonical: str,
+        code: str,
+        system: str,
+        source: str,
+        term_type: str,
+        prio: int,
+        xrefs: str = "",
+    ) -> None:
         term = " ".join(term.split())
         key = norm_key(term)
         if not key or len(key) < 2 or len(key.split(" ")) > MAX_TERM_TOKENS:
@@ -165,8 +176,17 @@ class Builder:
             if len(parts) == 2:
                 xref[parts[0]].append(parts[1])
         for r in tqdm(read_source(self.lex / "disease_ontology.tsv"), desc="disease ontology", unit="row"):
-            self.add(ILL, r["term"], r["canonical"], r["code"], "DOID", "DO", r["term_type"],
-                     PRIORITY.get(("doid", r["term_type"]), 14), "|".join(sorted(xref.get(r["code"], []))))
+            self.add(
+                ILL,
+                r["term"],
+                r["canonical"],
+                r["code"],
+                "DOID",
+                "DO",
+                r["term_type"],
+                PRIORITY.get(("doid", r["term_type"]), 14),
+                "|".join(sorted(xref.get(r["code"], []))),
+            )
 
     def icd(self) -> None:
         for r in tqdm(read_source(self.lex / "icd10cm.tsv"), desc="icd-10-cm", unit="row"):
@@ -198,8 +218,16 @@ class Builder:
     def drugs(self) -> None:
         for r in tqdm(read_source(self.lex / "drug_ner_dictionary.tsv"), desc="drug dictionary", unit="row"):
             code, system = code_system_of(r["code"])
-            self.add(MED, self.short_case(r["term"]), r["canonical"], code, system, "drug-ner", r["term_type"],
-                     PRIORITY[("drug", system)])
+            self.add(
+                MED,
+                self.short_case(r["term"]),
+                r["canonical"],
+                code,
+                system,
+                "drug-ner",
+                r["term_type"],
+                PRIORITY[("drug", system)],
+            )
 
     def unii_names(self) -> None:
         if self.unii == "none":
@@ -213,12 +241,22 @@ class Builder:
                 self.stats["unii:dropped_complex"] += 1
                 continue
             code, system = code_system_of(r["code"])
-            self.add(MED, self.short_case(term.lower()), r["canonical"].lower(), code, system, "FDA-UNII",
-                     r["term_type"], PRIORITY[("unii", "official_name")])
+            self.add(
+                MED,
+                self.short_case(term.lower()),
+                r["canonical"].lower(),
+                code,
+                system,
+                "FDA-UNII",
+                r["term_type"],
+                PRIORITY[("unii", "official_name")],
+            )
 
     def corpus_mentions(self) -> None:
-        for name, src in (("bc5cdr_train_mentions.tsv", "BC5CDR-train"), ("ncbi_disease_train_mentions.tsv",
-                                                                            "NCBI-disease-train")):
+        for name, src in (
+            ("bc5cdr_train_mentions.tsv", "BC5CDR-train"),
+            ("ncbi_disease_train_mentions.tsv", "NCBI-disease-train"),
+        ):
             for r in read_source(self.lex / name):
                 label = r["term_type"]
                 if is_case_sensitive(r["term"]) and (label == ILL or len(norm_key(r["term"])) <= 2):
@@ -229,8 +267,17 @@ class Builder:
                 first = r["code"].split("|")[0]
                 code, system = code_system_of(first)
                 xrefs = r["code"] if not code else ""
-                self.add(label, r["term"], r["canonical"], code, system, src, "train_mention",
-                         PRIORITY[("corpus", label)], xrefs)
+                self.add(
+                    label,
+                    r["term"],
+                    r["canonical"],
+                    code,
+                    system,
+                    src,
+                    "train_mention",
+                    PRIORITY[("corpus", label)],
+                    xrefs,
+                )
 
     # ------------------------------------------------------------------ resolve + write
     def resolve(self) -> dict[str, list[tuple]]:
@@ -256,8 +303,11 @@ class Builder:
         for label, name in ((ILL, "illnesses.tsv"), (MED, "medicines.tsv")):
             path = self.out / name
             with path.open("w", encoding="utf-8", newline="") as fh:
-                fh.write(f"# GENERATED by scripts/build_lexicons.py from {self.data.name}/lexicons -- do not edit: "
-                         "add rows to curated_terms.tsv, stop rows to stopterms.tsv (see README.md)\n")
+                fh.write(
+                    f"# GENERATED by scripts/build_lexicons.py from {self.data.name}/lexicons -- "
+                    "do not edit: "
+                    "add rows to curated_terms.tsv, stop rows to stopterms.tsv (see README.md)\n"
+                )
                 fh.write("term\tcanonical\tcode\tcode_system\tsource\tterm_type\txrefs\n")
                 for _key, term, canonical, code, system, source, tt, xrefs in resolved[label]:
                     fields = [term, canonical, code, system, source, tt, xrefs]
@@ -300,7 +350,8 @@ class Builder:
                 rows.append((key, label, "all", f"TRAIN: {n} matches, {tp} exact gold"))
         self.stats["stop:all"] = len(rows)
         nfz = 0
-        # A misspelling is a rare word: any word seen at least twice in the TRAIN texts (inside or outside gold
+        # A misspelling is a rare word: any word seen at least twice in the TRAIN texts (inside or outside
+        # gold
         # spans) is a real word and never a fuzzy query. Exact terms never reach fuzzy matching anyway.
         for w in sorted(set(word_out) | set(word_in)):
             n_out, n_in = word_out[w], word_in[w]
@@ -309,26 +360,45 @@ class Builder:
                 nfz += 1
         self.stats["stop:fuzzy"] = nfz
         with gen.open("w", encoding="utf-8", newline="") as fh:
-            fh.write("# GENERATED by scripts/build_lexicons.py from TRAIN corpora -- do not edit: override with "
-                     "curated_terms.tsv, add stops to stopterms.tsv\n")
+            fh.write(
+                "# GENERATED by scripts/build_lexicons.py from TRAIN corpora -- do not edit: override with "
+                "curated_terms.tsv, add stops to stopterms.tsv\n"
+            )
             fh.write("term\tlabel\tscope\treason\n")
             for r in rows:
                 fh.write("\t".join(r) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data",
-                    help="source data dir holding lexicons/ and train/ (default: ../shared/data from the repo root)")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "lexicons", help="output lexicon dir (default: lexicons/)")
-    ap.add_argument("--unii", choices=("none", "plain", "official", "all"), default="plain",
-                    help="FDA UNII rows to keep: plain official names (default), all official names, "
-                         "official + brand names, or none")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=REPO_ROOT.parent / "shared" / "data",
+        help="source data dir holding lexicons/ and train/ (default: ../shared/data from the repo root)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "lexicons", help="output lexicon dir (default: lexicons/)"
+    )
+    ap.add_argument(
+        "--unii",
+        choices=("none", "plain", "official", "all"),
+        default="plain",
+        help="FDA UNII rows to keep: plain official names (default), all official names, "
+        "official + brand names, or none",
+    )
     ap.add_argument("--no-stop-mining", action="store_true", help="do not (re)write stopterms_generated.tsv")
     ap.add_argument("--min-matches", type=int, default=2, help="stop-term mining: minimum TRAIN matches")
-    ap.add_argument("--max-precision", type=float, default=0.4,
-                    help="stop-term mining: a term whose TRAIN matches are gold less often than this is stopped")
+    ap.add_argument(
+        "--max-precision",
+        type=float,
+        default=0.4,
+        help="stop-term mining: a term whose TRAIN matches are gold less often than this is stopped",
+    )
     args = ap.parse_args(argv)
     if not (args.data / "lexicons").is_dir():
         ap.error(f"no lexicons/ under {args.data}")

@@ -1,4 +1,4 @@
-"""Lexicon stage: matching tables on small fixture lexicons, validation errors, index == brute force, check CLI."""
+"""Lexicon stage: matching tables on fixture lexicons, validation errors, index == brute force, check CLI."""
 
 from __future__ import annotations
 
@@ -18,35 +18,43 @@ from extractor.stage import Stage
 
 REPO = Path(__file__).resolve().parent.parent
 
-ILL = "term\tcanonical\tcode\tcode_system\tsource\tterm_type\n" + "\n".join(
-    [
-        "pneumonia\tpneumonia\tDOID:552\tDOID\tDO\tlabel",
-        "influenza\tinfluenza\tDOID:8469\tDOID\tDO\tlabel",
-        "diabetes mellitus\tdiabetes mellitus\tDOID:9351\tDOID\tDO\tlabel",
-        "diabetes\tdiabetes mellitus\tDOID:9351\tDOID\tDO\texact_synonym",
-        "type 2 diabetes mellitus\ttype 2 diabetes mellitus\tE11\tICD-10-CM\tICD-10-CM\tderived",
-        "hypertension\thypertension\tI10\tICD-10-CM\tICD-10-CM\tderived",
-        "heart failure\theart failure\tI50.9\tICD-10-CM\tICD-10-CM\tderived",
-        "congestive heart failure\tcongestive heart failure\tI50.9\tICD-10-CM\tICD-10-CM\tderived",
-        "delirium\tdelirium\tF05\tICD-10-CM\tICD-10-CM\tderived",
-        "cold\tcommon cold\tJ00\tICD-10-CM\tICD-10-CM\tinclusion_term",
-        "common cold\tcommon cold\tJ00\tICD-10-CM\tICD-10-CM\tdescription",
-        "seizure\tseizure\tR56.9\tICD-10-CM\tICD-10-CM\tderived",
-    ]
-) + "\n"
-MED = "term\tcanonical\tcode\tcode_system\tsource\tterm_type\n" + "\n".join(
-    [
-        "ibuprofen\tIbuprofen\tDB01050\tDrugBank\tdrug-ner\tname_or_synonym",
-        "famotidine\tFamotidine\tDB00927\tDrugBank\tdrug-ner\tname_or_synonym",
-        "amoxicillin\tAmoxicillin\tDB01060\tDrugBank\tdrug-ner\tname_or_synonym",
-        "aspirin\tAspirin\tDB00945\tDrugBank\tdrug-ner\tname_or_synonym",
-        "lithium carbonate\tLithium carbonate\tDB14509\tDrugBank\tdrug-ner\tname_or_synonym",
-        "lithium\tLithium\tDB01356\tDrugBank\tdrug-ner\tname_or_synonym",
-        "alpha-methyldopa\tMethyldopa\tDB00968\tDrugBank\tdrug-ner\tname_or_synonym",
-        "today\tSome brand\tDB99999\tDrugBank\tdrug-ner\tname_or_synonym",
-        "metformin\tMetformin\tDB00331\tDrugBank\tdrug-ner\tname_or_synonym",
-    ]
-) + "\n"
+ILL = (
+    "term\tcanonical\tcode\tcode_system\tsource\tterm_type\n"
+    + "\n".join(
+        [
+            "pneumonia\tpneumonia\tDOID:552\tDOID\tDO\tlabel",
+            "influenza\tinfluenza\tDOID:8469\tDOID\tDO\tlabel",
+            "diabetes mellitus\tdiabetes mellitus\tDOID:9351\tDOID\tDO\tlabel",
+            "diabetes\tdiabetes mellitus\tDOID:9351\tDOID\tDO\texact_synonym",
+            "type 2 diabetes mellitus\ttype 2 diabetes mellitus\tE11\tICD-10-CM\tICD-10-CM\tderived",
+            "hypertension\thypertension\tI10\tICD-10-CM\tICD-10-CM\tderived",
+            "heart failure\theart failure\tI50.9\tICD-10-CM\tICD-10-CM\tderived",
+            "congestive heart failure\tcongestive heart failure\tI50.9\tICD-10-CM\tICD-10-CM\tderived",
+            "delirium\tdelirium\tF05\tICD-10-CM\tICD-10-CM\tderived",
+            "cold\tcommon cold\tJ00\tICD-10-CM\tICD-10-CM\tinclusion_term",
+            "common cold\tcommon cold\tJ00\tICD-10-CM\tICD-10-CM\tdescription",
+            "seizure\tseizure\tR56.9\tICD-10-CM\tICD-10-CM\tderived",
+        ]
+    )
+    + "\n"
+)
+MED = (
+    "term\tcanonical\tcode\tcode_system\tsource\tterm_type\n"
+    + "\n".join(
+        [
+            "ibuprofen\tIbuprofen\tDB01050\tDrugBank\tdrug-ner\tname_or_synonym",
+            "famotidine\tFamotidine\tDB00927\tDrugBank\tdrug-ner\tname_or_synonym",
+            "amoxicillin\tAmoxicillin\tDB01060\tDrugBank\tdrug-ner\tname_or_synonym",
+            "aspirin\tAspirin\tDB00945\tDrugBank\tdrug-ner\tname_or_synonym",
+            "lithium carbonate\tLithium carbonate\tDB14509\tDrugBank\tdrug-ner\tname_or_synonym",
+            "lithium\tLithium\tDB01356\tDrugBank\tdrug-ner\tname_or_synonym",
+            "alpha-methyldopa\tMethyldopa\tDB00968\tDrugBank\tdrug-ner\tname_or_synonym",
+            "today\tSome brand\tDB99999\tDrugBank\tdrug-ner\tname_or_synonym",
+            "metformin\tMetformin\tDB00331\tDrugBank\tdrug-ner\tname_or_synonym",
+        ]
+    )
+    + "\n"
+)
 ABBR = (
     "abbreviation\tlabel\texpansion\tcode\tcode_system\tnote\n"
     "HTN\tILLNESS\thypertension\t\t\t\n"
@@ -54,7 +62,9 @@ ABBR = (
     "ALL\tILLNESS\tacute lymphoblastic leukemia\tC91.00\tICD-10-CM\t\n"
     "ASA\tMEDICINE\taspirin\t\t\t\n"
 )
-MISS = "misspelling\tlabel\tcorrect\tnote\nibuprofin\tMEDICINE\tibuprofen\t\npnuemonia\tILLNESS\tpneumonia\t\n"
+MISS = (
+    "misspelling\tlabel\tcorrect\tnote\nibuprofin\tMEDICINE\tibuprofen\t\npnuemonia\tILLNESS\tpneumonia\t\n"
+)
 STOP = "term\tlabel\tscope\treason\ntoday\t*\tall\tcommon word\ncold\tILLNESS\tall\tweather\n"
 CURATED = "term\tlabel\tcanonical\tcode\tcode_system\tnote\nflu\tILLNESS\tinfluenza\tJ11.1\tICD-10-CM\t\n"
 
@@ -87,25 +97,52 @@ def stage(lexdir: Path) -> LexiconStage:
 
 CASES = [
     # text, [(surface, label, match, canonical)]
-    ("Patient shows signs of flu. Prescribed ibuprofen 400 mg.",
-     [("flu", "ILLNESS", "exact", "influenza"), ("ibuprofen", "MEDICINE", "exact", "Ibuprofen")]),
-    ("Famotidine-associated delirium.",
-     [("Famotidine", "MEDICINE", "exact", "Famotidine"), ("delirium", "ILLNESS", "exact", "delirium")]),
-    ("Given alpha-methyldopa and alpha methyldopa.",
-     [("alpha-methyldopa", "MEDICINE", "exact", "Methyldopa"), ("alpha methyldopa", "MEDICINE", "exact", "Methyldopa")]),
-    ("Known congestive heart failure.", [("congestive heart failure", "ILLNESS", "exact", "congestive heart failure")]),
+    (
+        "Patient shows signs of flu. Prescribed ibuprofen 400 mg.",
+        [("flu", "ILLNESS", "exact", "influenza"), ("ibuprofen", "MEDICINE", "exact", "Ibuprofen")],
+    ),
+    (
+        "Famotidine-associated delirium.",
+        [("Famotidine", "MEDICINE", "exact", "Famotidine"), ("delirium", "ILLNESS", "exact", "delirium")],
+    ),
+    (
+        "Given alpha-methyldopa and alpha methyldopa.",
+        [
+            ("alpha-methyldopa", "MEDICINE", "exact", "Methyldopa"),
+            ("alpha methyldopa", "MEDICINE", "exact", "Methyldopa"),
+        ],
+    ),
+    (
+        "Known congestive heart failure.",
+        [("congestive heart failure", "ILLNESS", "exact", "congestive heart failure")],
+    ),
     ("lithium carbonate toxicity", [("lithium carbonate", "MEDICINE", "exact", "Lithium carbonate")]),
-    ("Hx of HTN and T2DM, on ASA.",
-     [("HTN", "ILLNESS", "abbreviation", "hypertension"), ("T2DM", "ILLNESS", "abbreviation", "type 2 diabetes mellitus"),
-      ("ASA", "MEDICINE", "abbreviation", "aspirin")]),
+    (
+        "Hx of HTN and T2DM, on ASA.",
+        [
+            ("HTN", "ILLNESS", "abbreviation", "hypertension"),
+            ("T2DM", "ILLNESS", "abbreviation", "type 2 diabetes mellitus"),
+            ("ASA", "MEDICINE", "abbreviation", "aspirin"),
+        ],
+    ),
     ("htn and asa in lower case are not abbreviations", []),
     ("ALL in remission; all good", [("ALL", "ILLNESS", "abbreviation", "acute lymphoblastic leukemia")]),
-    ("Took ibuprofin for pnuemonia.",
-     [("ibuprofin", "MEDICINE", "misspelling", "Ibuprofen"), ("pnuemonia", "ILLNESS", "misspelling", "pneumonia")]),
+    (
+        "Took ibuprofin for pnuemonia.",
+        [
+            ("ibuprofin", "MEDICINE", "misspelling", "Ibuprofen"),
+            ("pnuemonia", "ILLNESS", "misspelling", "pneumonia"),
+        ],
+    ),
     ("Started amoxicilin yesterday.", [("amoxicilin", "MEDICINE", "fuzzy", "Amoxicillin")]),
-    ("Metfromin for hypertensoin.",
-     [("Metfromin", "MEDICINE", "fuzzy", "Metformin"), ("hypertensoin", "ILLNESS", "fuzzy", "hypertension")]),
-    # fuzzy targets are preferred names only ("diabetes" is a synonym), and a term plus a suffix is another word
+    (
+        "Metfromin for hypertensoin.",
+        [
+            ("Metfromin", "MEDICINE", "fuzzy", "Metformin"),
+            ("hypertensoin", "ILLNESS", "fuzzy", "hypertension"),
+        ],
+    ),
+    # fuzzy targets are preferred names only ("diabetes" is a synonym); a term plus a suffix is another word
     ("diabetis; metformine", []),
     ("Seen today for a cold.", []),
     ("A common cold today.", [("common cold", "ILLNESS", "exact", "common cold")]),
@@ -124,7 +161,7 @@ def test_extract_table(stage: LexiconStage, text: str, expected: list[tuple[str,
         assert e.method == "lexicon"
         assert 0 < e.confidence <= 1 and 0 < e.score <= 1
         assert ":" in e.source and e.source.split(":")[0].endswith(".tsv")
-    for a, b in zip(got, got[1:]):
+    for a, b in zip(got, got[1:], strict=False):
         assert a.end <= b.start  # sorted, never overlapping
 
 
@@ -155,7 +192,7 @@ def test_random_text_offsets_never_overlap(text: str) -> None:
     got = stage.extract(text)
     for e in got:
         assert text[e.start : e.end] == e.surface
-    for a, b in zip(got, got[1:]):
+    for a, b in zip(got, got[1:], strict=False):
         assert a.end <= b.start
 
 
@@ -213,10 +250,14 @@ def test_check_cli_exit_codes(tmp_path: Path, lexdir: Path, capsys: pytest.Captu
     from extractor.__main__ import main
 
     assert main(["lexicon", "check", "--dir", str(lexdir)]) == 0
-    bad = write_lexicon(tmp_path / "bad", **{"stopterms.tsv": STOP + "flu\tILLNESS\tall\tcollides with curated\n"})
+    bad = write_lexicon(
+        tmp_path / "bad", **{"stopterms.tsv": STOP + "flu\tILLNESS\tall\tcollides with curated\n"}
+    )
     assert main(["lexicon", "check", "--dir", str(bad)]) == 1
     assert "stopterms.tsv:4: collision" in capsys.readouterr().out
-    dup = write_lexicon(tmp_path / "dup", **{"abbreviations.tsv": ABBR + "HTN\tILLNESS\thypertension\t\t\t\n"})
+    dup = write_lexicon(
+        tmp_path / "dup", **{"abbreviations.tsv": ABBR + "HTN\tILLNESS\thypertension\t\t\t\n"}
+    )
     assert main(["lexicon", "check", "--dir", str(dup)]) == 1
     conflict = write_lexicon(
         tmp_path / "conf", **{"curated_terms.tsv": CURATED + "HTN\tMEDICINE\tsomething\t\t\t\n"}
@@ -260,7 +301,10 @@ def test_index_identical_to_brute_force(cutoff: float) -> None:
             assert got is not None and got[:2] == (want[0], want[1]), (q, got, want)
 
 
-@given(st.lists(st.text(alphabet="abcde", min_size=1, max_size=12), min_size=1, max_size=60), st.text(alphabet="abcde", max_size=12))
+@given(
+    st.lists(st.text(alphabet="abcde", min_size=1, max_size=12), min_size=1, max_size=60),
+    st.text(alphabet="abcde", max_size=12),
+)
 @settings(max_examples=200, deadline=None)
 def test_index_lossless_property(terms: list[str], query: str) -> None:
     idx = QGramIndex(terms)
@@ -285,10 +329,21 @@ def test_real_lexicons_load_check_and_match() -> None:
     lex = Lexicon.load(REAL)
     assert lex.n_terms >= 100_000
     stage = LexiconStage(lex)
-    got = {(e.surface, e.label) for e in stage.extract(
-        "Patient shows signs of flu. Prescribed ibuprofen 400 mg. Hx HTN, T2DM; took ibuprofin for pnuemonia.")}
-    assert {("flu", "ILLNESS"), ("ibuprofen", "MEDICINE"), ("HTN", "ILLNESS"), ("T2DM", "ILLNESS"),
-            ("ibuprofin", "MEDICINE"), ("pnuemonia", "ILLNESS")} <= got
+    got = {
+        (e.surface, e.label)
+        for e in stage.extract(
+            "Patient shows signs of flu. Prescribed ibuprofen 400 mg. "
+            "Hx HTN, T2DM; took ibuprofin for pnuemonia."
+        )
+    }
+    assert {
+        ("flu", "ILLNESS"),
+        ("ibuprofen", "MEDICINE"),
+        ("HTN", "ILLNESS"),
+        ("T2DM", "ILLNESS"),
+        ("ibuprofin", "MEDICINE"),
+        ("pnuemonia", "ILLNESS"),
+    } <= got
     for text in ("today", "all patients may add water", "Patient met the criteria."):
         assert stage.extract(text) == [], text
     errors, _ = check(REAL)
