@@ -58,7 +58,7 @@ CONFIDENCE = {"exact": 0.9, "curated": 0.95, "abbreviation": 0.8, "misspelling":
 FUZZY_CONF_RANGE = (0.3, 0.6)  # fuzzy precision measured ~0.35 on bc5cdr_dev
 FUZZY_MIN_LEN = 5
 STAGE_FUZZY_MIN_TERM_LEN = 6
-CACHE_FORMAT = 4  # bump when the pickled structure changes
+CACHE_FORMAT = 5  # bump when the pickled structure changes
 
 # Words: runs of letters/digits; every other non-space character is its own token. Hyphens are not tokens:
 # "Famotidine-associated" -> "Famotidine", "associated"; "alpha-methyldopa" == "alpha methyldopa".
@@ -162,6 +162,20 @@ def _check_row(name: str, lineno: int, term: str, code_system: str) -> None:
         raise LexiconError(f"{name}:{lineno}: code_system {code_system!r} not one of {list(CODE_SYSTEMS)}")
 
 
+_CODE_VERSION: str | None = None
+
+
+def _code_version() -> str:
+    """Hash of the code that shapes the pickled structures, so a code change never reuses an old cache."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        h = hashlib.sha256()
+        for mod in ("lexicon.py", "lexicon_index.py"):
+            h.update((Path(__file__).parent / mod).read_bytes())
+        _CODE_VERSION = h.hexdigest()[:8]
+    return _CODE_VERSION
+
+
 def _file_list(lexicon_dir: Path) -> list[Path]:
     return [lexicon_dir / n for n in ALL_FILES if (lexicon_dir / n).is_file()]
 
@@ -202,7 +216,7 @@ class Lexicon:
                 raise LexiconError(f"{n}:0: missing file in {d}")
         version = cls.content_version(d)
         cache = Path(cache_dir) if cache_dir else d / ".cache"
-        pkl = cache / f"lexicon-{CACHE_FORMAT}-{version}.pkl"
+        pkl = cache / f"lexicon-{CACHE_FORMAT}-{_code_version()}-{version}.pkl"
         if use_cache and pkl.is_file():
             try:
                 with pkl.open("rb") as fh:
@@ -215,7 +229,7 @@ class Lexicon:
         lex = cls._parse(d)
         lex.version = version
         lex.directory = d
-        _ = (lex.fuzzy_index, lex.stage_fuzzy_index)  # build now so the cache holds them
+        _ = lex.stage_fuzzy_index  # build now so the cache holds it (the all-terms index is lazy: bench only)
         if use_cache:
             try:
                 cache.mkdir(parents=True, exist_ok=True)
