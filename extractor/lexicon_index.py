@@ -22,6 +22,7 @@ force ``extractOne(query, index.terms, ...)`` over all terms would (the first be
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -192,16 +193,43 @@ class QGramIndex:
         return best[0], float(best[1]), int(best[2])
 
 
-def bench_index(lexicon: Any, queries: list[str], cutoff: float | None = None) -> dict[str, Any]:
+def sample_queries(index: QGramIndex, n: int, seed: int = 13) -> list[str]:
+    """``n`` deterministic benchmark queries: half misspelled index terms (1-2 random edits of single words of
+    5-20 letters), half random letter strings of the same lengths (mostly no match)."""
+    rnd = random.Random(seed)
+    words = [t for t in index.terms if " " not in t and 5 <= len(t) <= 20 and t.isalpha()] or index.terms
+    letters = "abcdefghilmnoprstuy"
+    out = []
+    for i in range(n):
+        w = list(rnd.choice(words))
+        if i % 2:
+            w = [rnd.choice(letters) for _ in w]
+        else:
+            for _ in range(rnd.randint(1, 2)):
+                pos = rnd.randrange(len(w))
+                op = rnd.random()
+                if op < 0.4:
+                    w[pos] = rnd.choice(letters)
+                elif op < 0.7 and len(w) > 1:
+                    del w[pos]
+                else:
+                    w.insert(pos, rnd.choice(letters))
+        out.append("".join(w))
+    return out
+
+
+def bench_index(lexicon: Any, queries: list[str] | int = 300, cutoff: float | None = None) -> dict[str, Any]:
     """Index lookup vs brute-force ``rapidfuzz.process.extractOne`` over ALL indexed terms.
 
-    ``lexicon`` is a :class:`extractor.lexicon.Lexicon` (or a :class:`QGramIndex`). Queries are normalised the
-    way the stage normalises them. Returns timings, the speed ratio and the fraction of identical answers
-    (same term and score, or both None).
+    ``lexicon`` is a :class:`extractor.lexicon.Lexicon` (its all-terms index) or a :class:`QGramIndex`.
+    ``queries`` is a list of strings or a count (then :func:`sample_queries` makes them). Returns timings, the
+    speed ratio and the fraction of identical answers (same term and score, or both None).
     """
     index: QGramIndex = lexicon if isinstance(lexicon, QGramIndex) else lexicon.fuzzy_index
     if cutoff is None:
         cutoff = getattr(lexicon, "fuzzy_cutoff", DEFAULT_CUTOFF)
+    if isinstance(queries, int):
+        queries = sample_queries(index, queries)
     qs = [q.lower().strip() for q in queries]
     for q in qs[:20]:  # warm-up (per-length filter tables are cached by query length, not by query)
         index.lookup(q, cutoff)

@@ -318,6 +318,8 @@ def test_index_lossless_property(terms: list[str], query: str) -> None:
 def test_bench_index_reports(stage: LexiconStage) -> None:
     res = bench_index(stage.lexicon, ["ibuprofin", "pnuemonia", "zzzzzz"])
     assert res["identical"] == 1.0 and res["queries"] == 3 and res["speedup"] > 0
+    res = bench_index(stage.lexicon, 50)  # a count: deterministic sampled queries
+    assert res["identical"] == 1.0 and res["queries"] == 50
 
 
 # ------------------------------------------------------------------------------------------- real lexicons
