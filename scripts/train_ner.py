@@ -124,6 +124,12 @@ def train(args: argparse.Namespace, corpus: Path, out: Path) -> float:
         "training.patience": args.patience,
         "training.eval_frequency": args.eval_frequency,
     }
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     t0 = time.time()
     spacy_train(args.config, out, overrides=overrides, use_gpu=-1)
     return time.time() - t0
@@ -228,7 +234,7 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
     log(f"NCBI dev:   {json.dumps(perf_ncbi)}")
     nlp.meta.update(
         {
-            "name": "ner_bc5cdr",
+            "name": "ner-bc5cdr",
             "version": args.version,
             "description": (
                 "Small CPU NER for illnesses (ILLNESS) and medicines/chemicals (MEDICINE) in English "
@@ -299,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=int, default=2000)
     ap.add_argument("--eval-frequency", type=int, default=400)
     ap.add_argument("--version", default="0.1.0")
+    ap.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=JSON",
+        help="extra spaCy config override, e.g. components.tok2vec.model.encode.width=128 (repeatable)",
+    )
     ap.add_argument(
         "--skip-train", action="store_true", help="only package + evaluate <work-dir>/training/model-best"
     )
