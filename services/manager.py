@@ -1,0 +1,158 @@
+"""``up`` / ``down`` / ``status`` over the three servers, in dependency order.
+
+Order up: install (Maven jars and the FerretDB build in parallel) -> FerretDB and Kafka (started together)
+-> the project's topics -> Kafka Connect with the MongoDB sink. Down is the reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import ModuleType
+
+from services import connect, ferretdb, jars, kafka
+from services.config import ServiceConfig
+from services.errors import ServiceError
+from services.process import port_open
+
+log = logging.getLogger(__name__)
+
+SERVICES: dict[str, ModuleType] = {"ferretdb": ferretdb, "kafka": kafka, "connect": connect}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Addresses of the running servers, for tests and the demo."""
+
+    bootstrap_servers: str
+    mongo_uri: str
+    connect_url: str
+    connector_name: str
+    connector_topic: str
+    connector_dlq_topic: str
+    mongo_database: str
+    mongo_collection: str
+
+
+def endpoints(cfg: ServiceConfig) -> Endpoints:
+    spec = connect.connector_spec(cfg)
+    c = spec["config"]
+    return Endpoints(
+        bootstrap_servers=cfg.bootstrap_servers,
+        mongo_uri=cfg.mongo_uri,
+        connect_url=cfg.connect_url,
+        connector_name=spec["name"],
+        connector_topic=c["topics"],
+        connector_dlq_topic=c["errors.deadletterqueue.topic.name"],
+        mongo_database=c["database"],
+        mongo_collection=c["collection"],
+    )
+
+
+def install(cfg: ServiceConfig) -> None:
+    """First run: Maven jars and the FerretDB build side by side; later runs: nothing."""
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(jars.ensure_jars, cfg), pool.submit(ferretdb.ensure_binary, cfg)]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]  # type: ignore[misc]
+
+
+def _start_unless_running(name: str, cfg: ServiceConfig) -> bool:
+    """Start the service unless our process is already running; True when it was started now."""
+    mod = SERVICES[name]
+    pid = mod.process(cfg).pid()
+    if pid is not None:
+        log.info("%s: already running (pid %d), reusing", name, pid)
+        return False
+    mod.start(cfg)
+    return True
+
+
+def ensure_topics(cfg: ServiceConfig) -> dict[str, str]:
+    from extractor.config import load_settings
+    from extractor.topics import ensure_topics as _ensure
+
+    settings = load_settings(bootstrap_servers=cfg.bootstrap_servers)
+    ep = endpoints(cfg)
+    # the connector's own dead-letter topic too (Connect would create it, but not before the first error)
+    return _ensure(settings, extra={ep.connector_dlq_topic: 1, ep.connector_topic: settings.input_partitions})
+
+
+def up(cfg: ServiceConfig, only: list[str] | None = None) -> Endpoints:
+    """Bring the servers up (or reuse the running ones) and wait until each is ready."""
+    names = only or list(SERVICES)
+    if "connect" in names:  # Connect needs both others
+        names = list(dict.fromkeys(["ferretdb", "kafka", *names]))
+    t0 = time.monotonic()
+    install(cfg)
+    t_install = time.monotonic() - t0
+    for name in ("ferretdb", "kafka"):
+        if name in names:
+            _start_unless_running(name, cfg)
+    for name in ("ferretdb", "kafka"):
+        if name in names:
+            SERVICES[name].wait(cfg)
+    if "kafka" in names:
+        for topic, state in ensure_topics(cfg).items():
+            log.info("topic %s: %s", topic, state)
+    if "connect" in names:
+        if not _start_unless_running("connect", cfg):
+            connect.sync_connector_config(cfg)
+        connect.wait(cfg)
+    log.info("services up in %.1fs (install %.1fs)", time.monotonic() - t0, t_install)
+    return endpoints(cfg)
+
+
+def down(cfg: ServiceConfig, only: list[str] | None = None, wipe: bool = False) -> None:
+    """Stop what this manager started (reverse order); ``wipe`` also deletes the servers' data."""
+    names = only or list(SERVICES)
+    for name in reversed(list(SERVICES)):
+        if name in names:
+            stopped = SERVICES[name].process(cfg).stop(timeout_s=30 if name == "kafka" else 15)
+            log.info("%s: %s", name, "stopped" if stopped else "was not running")
+    if wipe:
+        for sub in ("kafka/data", "ferretdb/data", "connect/connect.offsets"):
+            p = cfg.data_dir / sub
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+            log.info("wiped %s", p)
+
+
+@dataclass(frozen=True)
+class Row:
+    service: str
+    pid: str
+    address: str
+    state: str
+
+
+def status(cfg: ServiceConfig) -> list[Row]:
+    checks: dict[str, tuple[str, int, Callable[[], bool]]] = {
+        "ferretdb": (cfg.mongo_uri, cfg.mongo_port, lambda: ferretdb.ready(cfg)),
+        "kafka": (cfg.bootstrap_servers, cfg.kafka_port, lambda: kafka.ready(cfg)),
+        "connect": (cfg.connect_url, cfg.connect_port, lambda: _connect_state(cfg)),
+    }
+    rows = []
+    for name, (addr, port, check) in checks.items():
+        pid = SERVICES[name].process(cfg).pid()
+        if pid is None:
+            state = "port taken by another process" if port_open(port) else "stopped"
+        else:
+            try:
+                state = "ready" if check() else "starting/unhealthy"
+            except ServiceError as e:
+                state = f"unhealthy: {str(e).splitlines()[0]}"
+        rows.append(Row(name, str(pid or "-"), addr, state))
+    return rows
+
+
+def _connect_state(cfg: ServiceConfig) -> bool:
+    return connect.ready(cfg)
