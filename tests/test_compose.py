@@ -1,0 +1,115 @@
+"""docker-compose.yml cannot run here (no Docker engine); check that it parses and agrees with the rest
+of the project: local-only ports, topic names, the shared connector file, the pinned versions."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from extractor.config import Settings
+from services.config import REPO_ROOT, pom_property
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+CONNECTOR = REPO_ROOT / "connectors" / "mongo-sink.json"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def connector() -> dict[str, Any]:
+    return json.loads(CONNECTOR.read_text(encoding="utf-8"))
+
+
+def _command_text(service: dict[str, Any]) -> str:
+    cmd = service.get("command", "")
+    return "\n".join(cmd) if isinstance(cmd, list) else str(cmd)
+
+
+def test_services_present(compose: dict[str, Any]) -> None:
+    assert {"kafka", "mongo", "connect", "topics"} <= set(compose["services"])
+
+
+def test_ports_bound_to_localhost_only(compose: dict[str, Any]) -> None:
+    published = []
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert isinstance(port, str), f"{name}: use the 'IP:HOST:CONTAINER' string form, got {port!r}"
+            assert port.startswith("127.0.0.1:"), f"{name}: port {port} is not bound to 127.0.0.1"
+            published.append(int(port.split(":")[1]))
+    assert sorted(published) == [8083, 9092, 27017]
+
+
+def test_kafka_is_kraft_4x_matching_the_pom(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{pom_property('kafka.version')}"
+    env = kafka["environment"]
+    assert "broker" in env["KAFKA_PROCESS_ROLES"] and "controller" in env["KAFKA_PROCESS_ROLES"]
+    assert "127.0.0.1:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "0.0.0.0" not in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert compose["services"]["mongo"]["image"].startswith("mongo:7")
+
+
+def test_topics_match_the_extractor_defaults(compose: dict[str, Any], connector: dict[str, Any]) -> None:
+    s = Settings()
+    created = dict(re.findall(r"([a-z][a-z0-9-]*):(\d+)", _command_text(compose["services"]["topics"])))
+    assert created.get(s.input_topic) == str(s.input_partitions)
+    assert s.processed_topic in created and s.dlq_topic in created
+    assert connector["config"]["errors.deadletterqueue.topic.name"] in created
+
+
+def test_connector_file_is_shared_and_consistent(compose: dict[str, Any], connector: dict[str, Any]) -> None:
+    s = Settings()
+    c = connector["config"]
+    assert connector["name"] == "mongo-sink-connector"
+    assert c["connector.class"] == "com.mongodb.kafka.connect.MongoSinkConnector"
+    assert c["topics"] == s.processed_topic
+    assert (c["database"], c["collection"]) == (s.mongo_database, s.mongo_collection)
+    assert c["connection.uri"] == s.mongo_uri.get_secret_value()  # local default; compose rewrites it
+    assert c["document.id.strategy"].endswith("ProvidedInValueStrategy")
+    assert c["errors.tolerance"] == "all"
+    assert c["errors.deadletterqueue.topic.replication.factor"] == "1"
+    assert c["errors.deadletterqueue.context.headers.enable"] == "true"
+    assert c["errors.log.include.messages"] == "false"  # never log record contents (patient data)
+
+    connect = compose["services"]["connect"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in connect["volumes"]}
+    for container_path, host_path in mounts.items():
+        assert (REPO_ROOT / host_path).resolve().is_file(), (
+            f"{host_path} (mounted at {container_path}) is missing"
+        )
+    assert mounts["/etc/connect/mongo-sink.json"] == "./connectors/mongo-sink.json"
+    cmd = _command_text(connect)
+    assert "connection.uri" in cmd and "MONGO_URI" in cmd
+    assert connect["environment"]["MONGO_URI"] == "mongodb://mongo:27017"
+    assert f"{connector['name']}/status" in " ".join(connect["healthcheck"]["test"])
+
+
+def test_connect_image_matches_the_pom_and_worker(compose: dict[str, Any]) -> None:
+    build = compose["services"]["connect"]["build"]
+    dockerfile = (REPO_ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).read_text()
+    assert f"FROM apache/kafka:{pom_property('kafka.version')}" in dockerfile
+    assert f"MONGO_CONNECTOR_VERSION={pom_property('mongo.connector.version')}" in dockerfile
+    assert "-all.jar" in dockerfile
+    worker = dict(
+        line.split("=", 1)
+        for line in Path(REPO_ROOT / "connectors" / "connect-worker.docker.properties")
+        .read_text()
+        .splitlines()
+        if line and not line.startswith("#")
+    )
+    assert worker["plugin.path"] == "/opt/connect-plugins"
+    assert "/opt/connect-plugins/mongo-kafka-connect/" in dockerfile
+    assert worker["plugin.discovery"] == "only_scan"
+    assert worker["value.converter.schemas.enable"] == "false"
+    assert worker["bootstrap.servers"].split(":")[0] == "kafka"
