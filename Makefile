@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo up down status lint
+.PHONY: venv test demo up down status logs lint
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,14 +14,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# local servers (Kafka, FerretDB, Kafka Connect) under .services/: `make down WIPE=1` also deletes their data
 up: venv
 	$(PY) -m services up
 
 down: venv
-	$(PY) -m services down
+	$(PY) -m services down $(if $(WIPE),--wipe,)
 
 status: venv
 	$(PY) -m services status
+
+logs: venv
+	$(PY) -m services logs $(or $(NAME),kafka)
 
 test: venv
 	$(PY) -m services up

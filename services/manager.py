@@ -53,11 +53,17 @@ def endpoints(cfg: ServiceConfig) -> Endpoints:
     )
 
 
-def install(cfg: ServiceConfig) -> None:
+def install(cfg: ServiceConfig, names: list[str] | None = None) -> None:
     """First run: Maven jars and the FerretDB build side by side; later runs: nothing."""
+    names = names or list(SERVICES)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    steps: list[Callable[[ServiceConfig], None]] = []
+    if "kafka" in names or "connect" in names:
+        steps.append(jars.ensure_jars)
+    if "ferretdb" in names:
+        steps.append(ferretdb.ensure_binary)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(jars.ensure_jars, cfg), pool.submit(ferretdb.ensure_binary, cfg)]
+        futures = [pool.submit(step, cfg) for step in steps]
         errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise errors[0]  # type: ignore[misc]
@@ -90,7 +96,7 @@ def up(cfg: ServiceConfig, only: list[str] | None = None) -> Endpoints:
     if "connect" in names:  # Connect needs both others
         names = list(dict.fromkeys(["ferretdb", "kafka", *names]))
     t0 = time.monotonic()
-    install(cfg)
+    install(cfg, names)
     t_install = time.monotonic() - t0
     for name in ("ferretdb", "kafka"):
         if name in names:

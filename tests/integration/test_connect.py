@@ -11,6 +11,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -18,7 +19,8 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from services.manager import Endpoints
-from tests.integration.helpers import wait_for
+
+from .helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +106,8 @@ def test_malformed_record_goes_to_dead_letter_topic(services: Endpoints) -> None
                 found = msg
         assert found is not None, f"no dead letter with key {key!r} on {services.connector_dlq_topic}"
         assert found.value() == b"this is {not json"
-        headers = {k: v for k, v in (found.headers() or [])}
+        raw = cast(list[tuple[str, bytes]], found.headers() or [])
+        headers = dict(raw)
         assert headers["__connect.errors.topic"].decode() == services.connector_topic
         assert headers["__connect.errors.connector.name"].decode() == services.connector_name
         assert headers["__connect.errors.stage"].decode() == "VALUE_CONVERTER"

@@ -47,7 +47,7 @@ def test_produce_consume_round_trip(services: Endpoints, unique_name: str) -> No
             if msg is None:
                 continue
             assert msg.error() is None, msg.error()
-            got[msg.key()] = msg.value()
+            got[msg.key() or b""] = msg.value() or b""
             assert dict(msg.headers() or []) == {"origin": b"test"}
         consumer.commit(asynchronous=False)
     finally:
