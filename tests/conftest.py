@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from extractor.config import Settings
 from services.config import ServiceConfig
 from services.manager import Endpoints
 
@@ -48,3 +49,11 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     """A fresh name (topic, group, collection) per test: tests never see each other's data."""
     base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
     return f"it-{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def service_settings(services: Endpoints) -> Settings:
+    """The extractor's settings (defaults + EXTRACTOR_* environment) pointed at the running local servers."""
+    from extractor.config import load_settings
+
+    return load_settings(bootstrap_servers=services.bootstrap_servers, mongo_uri=services.mongo_uri)

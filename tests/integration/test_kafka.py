@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from extractor.config import load_settings
+from extractor.config import Settings, load_settings
 from extractor.topics import ensure_topics
 from services.manager import Endpoints
 
@@ -93,3 +93,8 @@ def test_auto_create_is_disabled(services: Endpoints, unique_name: str) -> None:
     assert errors and errors[0] is not None
     md = AdminClient({"bootstrap.servers": services.bootstrap_servers}).list_topics(timeout=10)
     assert f"{unique_name}-typo" not in md.topics
+
+
+def test_service_settings_point_at_the_servers(services: Endpoints, service_settings: Settings) -> None:
+    assert service_settings.bootstrap_servers == services.bootstrap_servers
+    assert service_settings.mongo_uri.get_secret_value() == services.mongo_uri
