@@ -10,10 +10,18 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from extractor.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
+
+
+def _admin_conf(settings: Settings) -> dict[str, Any]:
+    conf = settings.kafka_common()
+    if not log.isEnabledFor(logging.DEBUG):
+        conf["log_level"] = 0  # the failure is reported once, not as one librdkafka line per retry
+    return conf
 
 
 def topic_plan(settings: Settings) -> dict[str, int]:
@@ -40,7 +48,7 @@ def ensure_topics(
     from confluent_kafka.admin import AdminClient, NewTopic
 
     plan = {**topic_plan(settings), **(extra or {})}
-    admin = AdminClient(settings.kafka_common())
+    admin = AdminClient(_admin_conf(settings))
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as e:
@@ -71,7 +79,7 @@ def describe_topics(settings: Settings, timeout_s: float = 10.0) -> dict[str, in
     """All non-internal topics -> partition count."""
     from confluent_kafka.admin import AdminClient
 
-    md = AdminClient(settings.kafka_common()).list_topics(timeout=timeout_s)
+    md = AdminClient(_admin_conf(settings)).list_topics(timeout=timeout_s)
     return {n: len(t.partitions) for n, t in sorted(md.topics.items()) if not n.startswith("__")}
 
 
