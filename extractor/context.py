@@ -18,7 +18,7 @@ from typing import Literal
 from extractor.model import Entity
 
 CONTEXT_FILE = "context.tsv"
-CONTEXT_COLUMNS = ("phrase", "category", "direction")
+CONTEXT_COLUMNS = ("phrase", "category", "direction", "max_words")
 Category = Literal["NEGATED", "HYPOTHETICAL", "PSEUDO", "TERMINATE"]
 Direction = Literal["forward", "backward", "both", "none"]
 CATEGORIES = ("NEGATED", "HYPOTHETICAL", "PSEUDO", "TERMINATE")
@@ -40,6 +40,7 @@ class Trigger:
     category: Category
     direction: Direction
     line: int
+    max_words: int | None = None  # scope length in words; None = FORWARD_WORDS / BACKWARD_WORDS
 
 
 def load_triggers(path: Path) -> list[Trigger]:
@@ -56,13 +57,20 @@ def load_triggers(path: Path) -> list[Trigger]:
             fields = [f.strip() for f in line.split("\t")]
             where = f"{path}:{lineno}"
             if not header:
-                if tuple(fields) != CONTEXT_COLUMNS:
+                if tuple(fields) not in (CONTEXT_COLUMNS, CONTEXT_COLUMNS[:3]):
                     raise ContextError(f"{where}: header must be {' | '.join(CONTEXT_COLUMNS)}, got {fields}")
                 header = True
                 continue
-            if len(fields) != 3:
-                raise ContextError(f"{where}: expected 3 tab-separated fields, got {len(fields)}")
-            phrase, category, direction = fields
+            if len(fields) == 3:
+                fields.append("")
+            if len(fields) != 4:
+                raise ContextError(f"{where}: expected 3 or 4 tab-separated fields, got {len(fields)}")
+            phrase, category, direction, max_words_s = fields
+            max_words: int | None = None
+            if max_words_s:
+                if not max_words_s.isdigit() or not 1 <= int(max_words_s) <= 50:
+                    raise ContextError(f"{where}: max_words must be a whole number 1..50, got {max_words_s!r}")
+                max_words = int(max_words_s)
             if not phrase:
                 raise ContextError(f"{where}: empty phrase")
             if category not in CATEGORIES:
@@ -77,7 +85,7 @@ def load_triggers(path: Path) -> list[Trigger]:
             if key in seen:
                 raise ContextError(f"{where}: duplicate phrase {phrase!r} (first on line {seen[key]})")
             seen[key] = lineno
-            triggers.append(Trigger(key, category, direction, lineno))  # type: ignore[arg-type]
+            triggers.append(Trigger(key, category, direction, lineno, max_words))  # type: ignore[arg-type]
     if not header:
         raise ContextError(f"{path}: no header line ({' | '.join(CONTEXT_COLUMNS)})")
     return triggers
@@ -155,12 +163,12 @@ class ContextAnnotator:
             gap = text[hit.end : ent.start]
             if any(hit.end <= s < ent.start for s in stops):
                 return False
-            return len(_WORD.findall(gap)) <= FORWARD_WORDS
+            return len(_WORD.findall(gap)) <= (hit.trigger.max_words or FORWARD_WORDS)
         if ent.end <= hit.start and d in ("backward", "both"):
             gap = text[ent.end : hit.start]
             if any(ent.end <= s < hit.start for s in stops):
                 return False
-            return len(_WORD.findall(gap)) <= BACKWARD_WORDS
+            return len(_WORD.findall(gap)) <= (hit.trigger.max_words or BACKWARD_WORDS)
         return False
 
 
