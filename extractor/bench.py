@@ -13,7 +13,6 @@ import argparse
 import json
 import resource
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,15 +62,9 @@ def _rate(fn: Callable[[Sequence[str]], Any], texts: Sequence[str], batch: int =
 
 
 def _clinical_entries(n: int) -> list[str]:
-    from extractor.generate import main as generate_main
+    from extractor.generate import generate
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bench.csv"
-        generate_main(["--rows", str(n), "--seed", "2024", "--out", str(out)])
-        import csv
-
-        with out.open(encoding="utf-8", newline="") as fh:
-            return [row["medical_entry"] for row in csv.DictReader(fh)]
+    return [row["medical_entry"] for row in generate(n, seed=2024)]
 
 
 def _dev_sentences(path: Path, limit: int) -> list[str]:

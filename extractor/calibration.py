@@ -40,6 +40,11 @@ def bucket_keys(e: Entity) -> list[str]:
     """Keys from the most specific to the most general; the first one present in the table wins."""
     linked = "linked" if e.code else "unlinked"
     base = f"{e.method}|{e.label}"
+    agreed = e.details.get("agreed")
+    agree_keys = []
+    if agreed:  # merge mode: several methods found this span; their agreement is its own evidence
+        methods = "+".join(agreed)
+        agree_keys = [f"agree|{e.label}|{methods}|{linked}", f"agree|{e.label}|{methods}"]
     if e.method == "regex":
         specific = [f"{base}|{e.details.get('rule', '?')}|{linked}", f"{base}|{linked}"]
     elif e.method == "lexicon":
@@ -49,7 +54,7 @@ def bucket_keys(e: Entity) -> list[str]:
         n_tokens = int(e.details.get("n_tokens", len(e.surface.split())))
         size = "1" if n_tokens <= 1 else ("2-3" if n_tokens <= 3 else "4+")
         specific = [f"{base}|{linked}|{size}", f"{base}|{linked}"]
-    return [*specific, base, e.method]
+    return [*agree_keys, *specific, base, e.method]
 
 
 @dataclass
@@ -73,8 +78,11 @@ class Calibrator:
                 "counts": {k: list(v) for k, v in sorted(self.counts.items())}}
         path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
-    def add(self, e: Entity, correct: bool) -> None:
-        for key in bucket_keys(e):
+    def add(self, e: Entity, correct: bool, *, only_agreement: bool = False) -> None:
+        keys = bucket_keys(e)
+        if only_agreement:
+            keys = [k for k in keys if k.startswith("agree|")]
+        for key in keys:
             c, n = self.counts.get(key, (0, 0))
             self.counts[key] = (c + int(correct), n + 1)
 

@@ -30,7 +30,7 @@ from extractor.calibration import Calibrator  # noqa: E402
 from extractor.chain import Chain  # noqa: E402
 from extractor.config import load_settings  # noqa: E402
 
-FIELDS = {"ILLNESS": "illnesses", "MEDICINE": "medicines"}
+FIELDS = {"ILLNESS": "illness", "MEDICINE": "medicine"}
 
 
 def calibration_half(entry_id: str) -> bool:
@@ -52,14 +52,18 @@ def main() -> int:
     sets.append(("bc5cdr_dev (calibration half)", bc5, ("ILLNESS", "MEDICINE")))
     sets.append(("ncbi_disease_dev", read_labelled(args.data / "ncbi_disease_dev.csv").examples, ("ILLNESS",)))
     if args.synthetic_rows:
-        from extractor.generate import main as generate_main
+        from extractor.generate import generate, write_csv
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "synthetic.csv"
-            generate_main(["--rows", str(args.synthetic_rows), "--seed", "101", "--out", str(out)])
+            with out.open("w", encoding="utf-8", newline="") as fh:
+                write_csv(iter(generate(args.synthetic_rows, seed=101)), fh)
             sets.append(("synthetic clinical (seed 101)", read_labelled(out).examples, ("ILLNESS", "MEDICINE")))
 
     chain = Chain.from_settings(load_settings())
+    chain.calibrator = None  # fit on raw evidence, never on a previous table
+    chain_merge = Chain.from_settings(load_settings(chain_mode="merge"))
+    chain_merge.calibrator = None
     calibrator = Calibrator(fitted_on="; ".join(f"{name}: {len(ex)} entries" for name, ex, _ in sets))
     for name, examples, labels in sets:
         texts = [e.text for e in examples]
@@ -73,6 +77,13 @@ def main() -> int:
                     if chain.linker is not None and e.code is None:
                         e = chain.linker.link(e)
                     calibrator.add(e, normalize(e.surface) in gold[e.label])
+        # merge mode: what several methods agree on gets buckets of its own
+        merged = chain_merge.extract_many(texts)
+        for ex, res in zip(examples, merged, strict=True):
+            gold = {lab: {normalize(g) for g in ex.gold.get(FIELDS[lab], ())} for lab in labels}
+            for e in res.entities:
+                if e.label in labels and e.details.get("agreed"):
+                    calibrator.add(e, normalize(e.surface) in gold[e.label], only_agreement=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     calibrator.save(args.out)
     for key in ("regex", "lexicon", "ner"):
