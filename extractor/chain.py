@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from extractor import __version__
+from extractor.abbreviations import add_defined_abbreviations
 from extractor.attributes import add_medicine_attributes
 from extractor.calibration import Calibrator
 from extractor.context import ContextAnnotator
@@ -259,6 +260,7 @@ class Chain:
         if prep.reason is not None:
             return ExtractionResult([], [], "unresolved", prep.reason, ())
         ents = [e for e in entities if e.confidence >= self.min_confidence]
+        ents = add_defined_abbreviations(prep.text, ents)
         if self.context is not None:
             ents = self.context.annotate(prep.text, ents)
         ents = add_medicine_attributes(prep.text, ents)
