@@ -36,6 +36,19 @@ def _band(score: float | None) -> str:
     return "lt90"
 
 
+def _ner_band(score: float | None) -> str:
+    """Bands of the NER stage's action-probability score (extractor/ner.py); precision rises steeply near 1."""
+    if score is None:
+        return "na"
+    if score >= 0.99:
+        return "99"
+    if score >= 0.9:
+        return "90"
+    if score >= 0.5:
+        return "50"
+    return "lt50"
+
+
 def bucket_keys(e: Entity) -> list[str]:
     """Keys from the most specific to the most general; the first one present in the table wins."""
     linked = "linked" if e.code else "unlinked"
@@ -53,7 +66,8 @@ def bucket_keys(e: Entity) -> list[str]:
     else:
         n_tokens = int(e.details.get("n_tokens", len(e.surface.split())))
         size = "1" if n_tokens <= 1 else ("2-3" if n_tokens <= 3 else "4+")
-        specific = [f"{base}|{linked}|{size}", f"{base}|{linked}"]
+        band = _ner_band(e.score)
+        specific = [f"{base}|{linked}|{band}|{size}", f"{base}|{linked}|{band}", f"{base}|{linked}"]
     return [*agree_keys, *specific, base, e.method]
 
 

@@ -223,9 +223,9 @@ class Chain:
             for i, ents in zip(todo, outputs, strict=True):
                 ran[i].append(stage.method)
                 ents = [self._finish_entity(e) for e in ents]
-                if self.mode == "cascade":
+                if self.mode == "cascade" and stage.method != "ner":
                     found[i].extend(e for e in ents if not _overlaps_any(e, found[i]))
-                else:
+                else:  # merge mode; and NER in cascade mode, which only runs on entries left unsettled
                     found[i] = merge_entities(found[i] + ents, self.calibrator)
         results = [self._result(p, f, r) for p, f, r in zip(prepared, found, ran, strict=True)]
         for text, p, res in zip(texts, prepared, results, strict=True):

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     chain_mode: Literal["cascade", "merge"] = "cascade"
     ner_batch_size: int = 256
     max_text_chars: int = 20_000
-    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="drop entities below this calibrated confidence")
+    min_confidence: float = Field(0.2, ge=0.0, le=1.0, description="drop entities below this calibrated confidence")
 
     # --- Kafka ------------------------------------------------------------------------------------
     bootstrap_servers: str = "127.0.0.1:9092"
