@@ -117,4 +117,5 @@ class Calibrator:
         p = self.probability(e)
         if p is None:
             return e
-        return e.with_(confidence=round(min(max(p, 0.0), 1.0), 4))
+        p = round(min(max(p, 0.0), 1.0), 4)
+        return e if p == e.confidence else e.with_(confidence=p)

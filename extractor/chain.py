@@ -8,9 +8,10 @@ Runs on plain strings; knows nothing of Kafka or MongoDB::
 Policies (``Settings.chain_mode``):
 
 * ``cascade`` (default): each stage only sees what the earlier stages left unresolved. The regex and lexicon
-  stages run on every entry; NER runs only on entries that are still missing an illness or a medicine, or
-  that contain words no earlier stage explained and that are not common English words (a cheap gate: the
-  word list is ``lexicons/common_words.txt``). NER entities that overlap an earlier stage's are dropped.
+  stages run on every entry (a lexicon match that overlaps a regex capture is dropped); NER runs only on
+  entries that still contain a word no earlier stage explained and that is not a common English word (a cheap
+  gate: the word list is ``lexicons/common_words.txt``). On those entries NER's entities and the earlier ones
+  are merged as in ``merge`` mode: the model has seen something the rules could not settle.
 * ``merge``: every stage runs on every entry; overlapping entities of the same label are merged, keeping the
   best supported one (highest calibrated confidence; agreement between methods raises it).
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 COMMON_WORDS_FILE = "common_words.txt"
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz")
+_LINE_BREAKS = str.maketrans("", "", "\t\n\r")
 
 
 class Linker(Protocol):
@@ -66,6 +68,8 @@ def prepare_text(text: object, max_chars: int) -> _Prepared:
         return _Prepared("", f"text too long: {len(text)} characters (limit {max_chars}, EXTRACTOR_MAX_TEXT_CHARS)")
     if not text.strip():
         return _Prepared("", "empty text")
+    if text.isprintable() or text.translate(_LINE_BREAKS).isprintable():  # fast path: nothing to blank
+        return _Prepared(text, None)
     bad = 0
     chars = list(text)
     for i, ch in enumerate(chars):
@@ -222,7 +226,8 @@ class Chain:
             outputs = stage.extract_many([prepared[i].text for i in todo])
             for i, ents in zip(todo, outputs, strict=True):
                 ran[i].append(stage.method)
-                ents = [self._finish_entity(e) for e in ents]
+                # below min_confidence an entity is dropped where it is made, so it cannot mask a later stage's
+                ents = [f for f in map(self._finish_entity, ents) if f.confidence >= self.min_confidence]
                 if self.mode == "cascade" and stage.method != "ner":
                     found[i].extend(e for e in ents if not _overlaps_any(e, found[i]))
                 else:  # merge mode; and NER in cascade mode, which only runs on entries left unsettled
@@ -242,11 +247,13 @@ class Chain:
         return e
 
     def _needs_ner(self, text: str, entities: list[Entity]) -> bool:
-        """Cascade gate: does this entry still hold something only the model could find?"""
-        if _labels(entities) != {ILLNESS, MEDICINE}:
-            return True
+        """Cascade gate: does this entry still hold something only the model could find?
+
+        Yes when a word of 4+ letters is neither inside an entity found so far nor a common word. Without a
+        common-word list, when the entry still lacks an illness or a medicine.
+        """
         if not self.common_words:
-            return False
+            return _labels(entities) != {ILLNESS, MEDICINE}
         covered = sorted((e.start, e.end) for e in entities)
         for word, start in _words(text):
             if len(word) < 4 or word in self.common_words:
@@ -259,8 +266,7 @@ class Chain:
     def _result(self, prep: _Prepared, entities: list[Entity], ran: list[str]) -> ExtractionResult:
         if prep.reason is not None:
             return ExtractionResult([], [], "unresolved", prep.reason, ())
-        ents = [e for e in entities if e.confidence >= self.min_confidence]
-        ents = add_defined_abbreviations(prep.text, ents)
+        ents = add_defined_abbreviations(prep.text, [e for e in entities if e.confidence >= self.min_confidence])
         if self.context is not None:
             ents = self.context.annotate(prep.text, ents)
         ents = add_medicine_attributes(prep.text, ents)

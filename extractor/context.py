@@ -28,6 +28,12 @@ FORWARD_WORDS = 8
 BACKWARD_WORDS = 5
 _SENTENCE_END = re.compile(r"[.;!]\s|[.;!]$|\n")
 _WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def _tokens(text: str) -> list[tuple[str, int, int]]:
+    """Lower-cased word and punctuation tokens with offsets: how both triggers and texts are matched."""
+    return [(m.group(0).lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
 class ContextError(ValueError):
@@ -103,30 +109,30 @@ class ContextAnnotator:
 
     def __init__(self, triggers: Sequence[Trigger]) -> None:
         self.triggers = list(triggers)
-        # one alternation, longest phrases first so "no signs of" wins over "no"
-        ordered = sorted(self.triggers, key=lambda t: -len(t.phrase))
-        self._by_phrase = {t.phrase: t for t in ordered}
-        parts = []
-        for t in ordered:
-            body = r"\s+".join(re.escape(w) for w in t.phrase.split())
-            left = r"\b" if t.phrase[0].isalnum() else ""
-            right = r"\b" if t.phrase[-1].isalnum() else ""
-            parts.append(f"{left}{body}{right}")
-        self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+        # phrases as token tuples indexed by their first token; longest first so "no signs of" wins over "no"
+        self._by_first: dict[str, list[tuple[tuple[str, ...], Trigger]]] = {}
+        for t in sorted(self.triggers, key=lambda t: -len(_tokens(t.phrase))):
+            toks = tuple(tok for tok, _, _ in _tokens(t.phrase))
+            self._by_first.setdefault(toks[0], []).append((toks, t))
 
     @classmethod
     def from_dir(cls, lexicon_dir: Path) -> ContextAnnotator:
         return cls(load_triggers(lexicon_dir / CONTEXT_FILE))
 
     def _hits(self, text: str) -> list[_Hit]:
-        if self._pattern is None:
-            return []
-        hits = []
-        for m in self._pattern.finditer(text):
-            key = " ".join(m.group(0).lower().split())
-            trig = self._by_phrase.get(key)
-            if trig is not None:
-                hits.append(_Hit(m.start(), m.end(), trig))
+        """Trigger occurrences, matched token by token (a dict lookup per token: no big regex)."""
+        toks = _tokens(text)
+        words = [w for w, _, _ in toks]
+        hits: list[_Hit] = []
+        i = 0
+        while i < len(toks):
+            for phrase, trig in self._by_first.get(words[i], ()):
+                n = len(phrase)
+                if tuple(words[i : i + n]) == phrase:
+                    hits.append(_Hit(toks[i][1], toks[i + n - 1][2], trig))
+                    i += n - 1
+                    break
+            i += 1
         return hits
 
     def annotate(self, text: str, entities: Sequence[Entity]) -> list[Entity]:

@@ -135,6 +135,11 @@ class RegexStage:
     def __init__(self, rules: Sequence[Rule], source_file: str = RULES_FILE) -> None:
         self.rules = list(rules)
         self.source_file = source_file
+        # one RE2 set over all patterns tells in a single linear pass which rules can match at all
+        self._set = re2.Set.SearchSet(re2.Options())
+        for rule in self.rules:
+            self._set.Add(expand_macros(rule.pattern))
+        self._set.Compile()
 
     @classmethod
     def from_dir(cls, lexicon_dir: Path) -> RegexStage:
@@ -142,7 +147,8 @@ class RegexStage:
 
     def extract(self, text: str) -> list[Entity]:
         found: list[Entity] = []
-        for rule in self.rules:
+        for idx in sorted(self._set.Match(text) or ()):
+            rule = self.rules[idx]
             for m in rule.compiled.finditer(text):
                 start, end = m.span(rule.group)
                 if start < 0:

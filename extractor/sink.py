@@ -131,14 +131,31 @@ class Sink:
                 delay = min(delay * 2, self.settings.sink_max_backoff_s)
 
     def _write(self, docs: list[dict[str, Any]]) -> None:
+        """Upsert ``docs`` by ``_id``: insert_many(ordered=False), then ReplaceOne for the ids that existed.
+
+        The result equals a bulk of ReplaceOne(upsert=True), but FerretDB (SQLite) answers an upsert of a
+        *new* document with a full collection scan (measured: ~15 ms per document at 3,000 documents, ~30 ms at
+        6,000), while inserts cost microseconds and replacing an existing ``_id`` is a primary-key lookup. On
+        MongoDB both paths are cheap, so the same code serves both.
+        """
         from pymongo import ReplaceOne
+        from pymongo.errors import BulkWriteError
 
         now = int(time.time() * 1000)
-        ops = []
         for d in docs:
             d["written_at_ms"] = now
-            ops.append(ReplaceOne({"_id": d["_id"]}, d, upsert=True))
-        self.collection.bulk_write(ops, ordered=False)
+        existing: list[dict[str, Any]] = []
+        try:
+            self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e.get("code") != 11000 for e in errors):
+                raise
+            dup_idx = {e["index"] for e in errors}
+            existing = [d for i, d in enumerate(docs) if i in dup_idx]
+        if existing:
+            self.collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in existing],
+                                       ordered=False)
 
     def write_with_retry(self, docs: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
         """(written, bad documents). ``written`` False only when stopping while MongoDB is still failing."""
