@@ -207,6 +207,15 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
             Lexicon.load(d, use_cache=False)
         except LexiconError as exc:
             errors.append(str(exc))
+    # the regex rules and the context triggers live beside the lexicons: validate them the same way
+    from extractor.context import CONTEXT_FILE, ContextError, load_triggers
+    from extractor.rules import RULES_FILE, RuleError, load_rules
+
+    for fname, loader, err in ((RULES_FILE, load_rules, RuleError), (CONTEXT_FILE, load_triggers, ContextError)):
+        try:
+            loader(d / fname)
+        except err as exc:
+            errors.append(str(exc).replace(str(d) + "/", ""))
     return errors, warnings
 
 

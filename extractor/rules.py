@@ -19,8 +19,8 @@ RULES_FILE = "rules.tsv"
 RULE_COLUMNS = ("id", "label", "pattern", "prior", "description")
 
 # Macros an editor may use in a pattern (see the header of rules.tsv).
-_WORD = r"[A-Za-z0-9][A-Za-z0-9'/\-]*"
-_FIRST = r"[A-Za-z][A-Za-z0-9'/\-]*"
+_WORD = r"[A-Za-z0-9][A-Za-z0-9'/\-]{0,39}"
+_FIRST = r"[A-Za-z][A-Za-z0-9'/\-]{0,39}"
 _LINKING = (
     "and|or|with|without|for|since|but|on|in|at|after|from|which|that|was|were|is|are|has|had|who|"
     "due|per|to|by|as|while|when|then|now|again|today|yesterday|x"
