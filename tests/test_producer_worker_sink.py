@@ -172,13 +172,29 @@ class FakeCollection:
     def __init__(self, failures=0, exc=None):
         self.docs, self.failures, self.calls, self.exc = {}, failures, 0, exc
 
-    def bulk_write(self, ops, ordered=True):
+    def _maybe_fail(self):
         from pymongo.errors import AutoReconnect
 
         self.calls += 1
         if self.failures:
             self.failures -= 1
             raise self.exc or AutoReconnect("down")
+
+    def insert_many(self, docs, ordered=True):
+        from pymongo.errors import BulkWriteError
+
+        self._maybe_fail()
+        errors = []
+        for i, d in enumerate(docs):
+            if d["_id"] in self.docs:
+                errors.append({"index": i, "code": 11000})
+            else:
+                self.docs[d["_id"]] = dict(d)
+        if errors:
+            raise BulkWriteError({"writeErrors": errors})
+
+    def bulk_write(self, ops, ordered=True):
+        self._maybe_fail()
         for op in ops:
             self.docs[op._filter["_id"]] = op._doc
 
@@ -195,6 +211,10 @@ def test_sink_retries_then_commits_and_dedupes():
     assert sink.process(list(msgs))
     assert coll.calls == 4 and coll.docs["a"]["v"] == 2 and len(coll.docs) == 2
     assert consumer.commits == [{("out", 0): 3}]
+    # the same records again (redelivery): existing ids are replaced, nothing duplicated
+    msgs2 = [Msg(json.dumps({"_id": "a", "v": 3}).encode(), 3, topic="out")]
+    assert sink.process(msgs2)
+    assert coll.docs["a"]["v"] == 3 and len(coll.docs) == 2
 
 
 def test_sink_does_not_commit_when_stopped_while_down():
@@ -212,10 +232,10 @@ def test_sink_dead_letters_bad_records_and_bisects_bad_documents():
     from pymongo.errors import OperationFailure
 
     class PickyCollection(FakeCollection):
-        def bulk_write(self, ops, ordered=True):
-            if any(op._doc.get("bad") for op in ops):
+        def insert_many(self, docs, ordered=True):
+            if any(d.get("bad") for d in docs):
                 raise OperationFailure("bad value", code=2)
-            super().bulk_write(ops, ordered)
+            super().insert_many(docs, ordered)
 
     msgs = [Msg(b"not json", 0, topic="out"), Msg(b'{"_id": "x", "bad": 1}', 1, topic="out"),
             Msg(b'{"_id": "y"}', 2, topic="out")]
