@@ -33,7 +33,7 @@ test: venv
 
 demo: venv
 	$(PY) -m services up
-	$(PY) -m services status
+	$(PY) -m extractor.demo
 
 lint: venv
 	$(PY) -m ruff check extractor evaluation services tests
