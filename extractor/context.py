@@ -178,8 +178,5 @@ class ContextAnnotator:
         return False
 
 
-def annotate_many(annotator: ContextAnnotator, texts: Sequence[str], entities: Sequence[list[Entity]]) -> list[list[Entity]]:
-    return [annotator.annotate(t, e) for t, e in zip(texts, entities, strict=True)]
-
 
 __all__ = ["ContextAnnotator", "ContextError", "Trigger", "load_triggers"]

@@ -10,7 +10,8 @@ explained and that is not in this list. Two sources:
 * the TRAIN splits (BC5CDR, NCBI disease): words seen at least ``--min-count`` times outside gold spans.
 
 Removed from both: words inside a gold span in more than ``--max-entity-share`` of their train occurrences, and
-single-word lexicon terms that the train texts never use outside an entity (no evidence they are common). Lines are `word<TAB>count outside entities in train`; edit freely.
+single-word lexicon terms that the train texts never use outside an entity (no evidence they are common).
+Lines are `word<TAB>count outside entities in train`; edit freely.
 """
 
 from __future__ import annotations

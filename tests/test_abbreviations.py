@@ -8,7 +8,10 @@ from extractor.model import Entity
 
 def _ent(text: str, surface: str, label: str = "ILLNESS") -> Entity:
     i = text.index(surface)
-    return Entity(surface, i, i + len(surface), label, "lexicon", "t", 0.9, canonical=surface, code="X1")  # type: ignore[arg-type]
+    return Entity(
+        surface, i, i + len(surface), label, "lexicon", "t", 0.9,  # type: ignore[arg-type]
+        canonical=surface, code="X1",
+    )
 
 
 @pytest.mark.parametrize(
