@@ -17,7 +17,7 @@ def _ent(text: str, surface: str, label: str = "ILLNESS") -> Entity:
 @pytest.mark.parametrize(
     ("text", "long", "expected"),
     [
-        ("Neuroleptic malignant syndrome (NMS) is rare; NMS can kill.", "Neuroleptic malignant syndrome", ["NMS", "NMS"]),
+        ("Neuroleptic malignant syndrome (NMS): NMS kills.", "Neuroleptic malignant syndrome", ["NMS", "NMS"]),
         ("Glyceryl trinitrate (GTN) was given.", "Glyceryl trinitrate", ["GTN"]),
         ("Heart failure (see below) was seen.", "Heart failure", []),  # not an abbreviation
         ("Asthma (AB) flares.", "Asthma", []),  # letters do not fit the long form
