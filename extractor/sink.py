@@ -42,7 +42,11 @@ from extractor.worker import (
 log = logging.getLogger(__name__)
 
 INDEXES = ("patient_id", "illnesses.code", "medicines.code", "status")
-REPLACE_CHUNK = 100  # statements per update command (see _write)
+# Statements per update command. FerretDB 1.24 keeps each statement's query cursor (one pooled SQLite connection)
+# open until the whole command ends (a `defer` inside the statement loop of handler.updateDocument), and its pool
+# holds 100 connections: one command of ~100 statements, or several smaller ones at once (this sink, Kafka
+# Connect), exhausts the pool and the server stops answering every client. 20 leaves room for 4 writers at once.
+REPLACE_CHUNK = 20
 _PERMANENT_AFTER = 4  # attempts with a reachable server before bisecting for a bad document
 
 
@@ -154,8 +158,7 @@ class Sink:
                 raise
             dup_idx = {e["index"] for e in errors}
             existing = [d for i, d in enumerate(docs) if i in dup_idx]
-        # FerretDB 1.24 (SQLite) wedges — stops answering every client — on one update command of ~500
-        # statements (reproduced: 100 take 30 ms, 500 never return), so replaces go in small commands.
+        # small update commands: see REPLACE_CHUNK
         for i in range(0, len(existing), REPLACE_CHUNK):
             chunk = existing[i:i + REPLACE_CHUNK]
             self.collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk],

@@ -62,3 +62,45 @@ def test_aggregate_group_count(collection: Collection) -> None:
         collection.aggregate([{"$group": {"_id": "$label", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}])
     )
     assert rows == [{"_id": "x", "n": 2}, {"_id": "y", "n": 1}]
+
+
+def test_concurrent_small_update_commands_keep_the_server_answering(
+    services: Endpoints, collection: Collection
+) -> None:
+    """Writers as the sink and Kafka Connect issue them (REPLACE_CHUNK statements a command, several at once).
+
+    FerretDB 1.24 holds a pooled connection per statement until an update command ends (pool of 100): larger
+    commands, or too many at once, make it stop answering every client. This guards the chunk size we chose.
+    """
+    import json
+    import threading
+    from pathlib import Path
+
+    from pymongo import MongoClient, ReplaceOne
+
+    from extractor.sink import REPLACE_CHUNK
+
+    connector = json.loads((Path(__file__).resolve().parents[2] / "connectors" / "mongo-sink.json").read_text())
+    assert int(connector["config"]["max.batch.size"]) <= REPLACE_CHUNK
+    collection.insert_many([{"_id": f"d{i}", "v": 0} for i in range(1000)])
+    errors: list[str] = []
+
+    def writer(k: int) -> None:
+        client: MongoClient = MongoClient(services.mongo_uri, socketTimeoutMS=30_000)
+        coll = client[collection.database.name][collection.name]
+        try:
+            for r in range(8):
+                ids = [f"d{(k * 250 + r * REPLACE_CHUNK + i) % 1000}" for i in range(REPLACE_CHUNK)]
+                coll.bulk_write([ReplaceOne({"_id": i}, {"_id": i, "v": r}, upsert=True) for i in ids], ordered=False)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert collection.count_documents({}) == 1000
