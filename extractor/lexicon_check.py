@@ -212,6 +212,9 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
     from extractor.rules import RULES_FILE, RuleError, load_rules
 
     for fname, loader, err in ((RULES_FILE, load_rules, RuleError), (CONTEXT_FILE, load_triggers, ContextError)):
+        if not (d / fname).is_file():
+            warnings.append(f"{fname}:0: missing: the chain's regex/context step needs it")
+            continue
         try:
             loader(d / fname)
         except err as exc:
