@@ -50,6 +50,9 @@ DEFAULT_LABEL_MAP: dict[str, Label] = {
     "CHEMICAL": MEDICINE,
 }
 
+#: components that annotate features the NER's tok2vec reads: always run with the NER
+FEATURE_FACTORIES = frozenset({"clinical_gazetteer"})
+
 ScoreMode = Literal["action_probs", "none"]
 
 _FIX_HINT = (
@@ -76,6 +79,8 @@ def load_ner_model(name_or_path: str | Path, **spacy_load_kwargs: Any):
     """
     import spacy
     from spacy import util
+
+    import extractor.ner_features  # noqa: F401  (registers the "clinical_gazetteer" feature factory)
 
     name = str(name_or_path)
     if not name.strip():
@@ -114,6 +119,9 @@ def _ner_component_name(nlp) -> str:
 def _needed_components(nlp, ner_name: str) -> list[str]:
     """The NER component plus the shared tok2vec/transformer components it listens to, in pipeline order."""
     needed = {ner_name}
+    for name in nlp.pipe_names:  # feature components (dictionary marks the tok2vec embeds)
+        if nlp.get_pipe_meta(name).factory in FEATURE_FACTORIES:
+            needed.add(name)
     for name, pipe in nlp.pipeline:
         listeners = getattr(pipe, "listening_components", None)
         if listeners and ner_name in listeners:

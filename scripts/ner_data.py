@@ -149,3 +149,49 @@ def to_docs(
 def write_docbin(docs: list[Doc], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE"], docs=docs).to_disk(path)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Gazetteer for the ``clinical_gazetteer`` feature component (extractor/ner_features.py)
+# --------------------------------------------------------------------------------------------------------
+#: NON-corpus dictionaries only: no BC5CDR / NCBI mention lists and no project lexicon rows or stop-lists
+#: derived from the training corpora (a dictionary containing the train mentions is near-perfect on train
+#: and the model would learn to over-trust it).
+GAZETTEER_SOURCES = {
+    "ILLNESS": ["icd10cm.tsv", "disease_ontology.tsv", "disease_ontology_xrefs.tsv"],
+    "MEDICINE": ["drug_ner_dictionary.tsv", "fda_unii_official_and_brand.tsv"],
+}
+_JUNK = set("{}<>&=|[]")
+
+
+def build_gazetteer(nlp: Language, lexicon_dir: Path, max_tokens: int = 8) -> tuple[list[tuple[str, str]], dict]:
+    """(label, space-joined lower-cased tokens) pairs from the non-corpus dictionaries, tokenized with
+    ``nlp.tokenizer`` (the pipeline's own rules). ICD-10-CM external-cause / factor chapters (V-Z) are
+    skipped; terms shorter than 3 characters, without a letter, with markup characters or longer than
+    ``max_tokens`` tokens are dropped."""
+    raw: dict[str, set[str]] = {lab: set() for lab in GAZETTEER_SOURCES}
+    stats: Counter = Counter()
+    for lab, files in GAZETTEER_SOURCES.items():
+        for fname in files:
+            with open(lexicon_dir / fname, encoding="utf-8", newline="") as f:
+                for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                    term = " ".join((row.get("term") or "").split()).lower()
+                    code = (row.get("code") or "").strip()
+                    if fname == "icd10cm.tsv" and code[:1] in "VWXYZ":
+                        stats["skipped_icd_v_z"] += 1
+                        continue
+                    if len(term) < 3 or not any(c.isalpha() for c in term) or _JUNK & set(term):
+                        stats["skipped_short_or_junk"] += 1
+                        continue
+                    raw[lab].add(term)
+    out: list[tuple[str, str]] = []
+    for lab, terms in raw.items():
+        for doc in nlp.tokenizer.pipe(sorted(terms), batch_size=5000):
+            toks = [t.lower_ for t in doc if not t.is_space]
+            if not toks or len(toks) > max_tokens:
+                stats["skipped_too_long"] += 1
+                continue
+            out.append((lab, " ".join(toks)))
+    out = sorted(set(out))
+    stats.update(f"terms_{lab}" for lab, _ in out)
+    return out, dict(stats)

@@ -14,6 +14,11 @@ Steps:
  4. evaluate  per-label P/R/F1 on BC5CDR dev and NCBI dev, size, load time, docs/s -> models/ner-report.json
 
 ``--skip-train`` re-runs 3-4 on an existing <work-dir>/training/model-best.
+
+Gazetteer-feature variant (experiment, not the shipped model): ``--config models/configs/ner_gaz.cfg`` adds the
+``clinical_gazetteer`` component (extractor/ner_features.py) whose dictionary marks the tok2vec embeds; the
+dictionary is built in step 1 from NON-corpus sources only (scripts/ner_data.py ``build_gazetteer``) and saved
+inside the pipeline. Such a pipeline loads through ``extractor.ner.load_ner_model`` (which registers the factory).
 """
 
 from __future__ import annotations
@@ -31,11 +36,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(REPO))
 
 import ner_data  # noqa: E402  (also registers the tokenizer callback used by the config)
 import spacy  # noqa: E402
 from spacy.tokens import DocBin  # noqa: E402
 from spacy.training import Example  # noqa: E402
+
+import extractor.ner_features  # noqa: E402,F401  (registers the "clinical_gazetteer" factory)
 
 DATA = Path("/work/shared/data")
 SOURCES = [
@@ -55,6 +63,15 @@ SOURCES = [
         "license": "MIT; rows from DrugBank open vocabulary (CC0), MeSH, MedlinePlus, Wikipedia (CC BY-SA)",
     },
 ]
+GAZETTEER_SOURCE = {
+    "name": (
+        "gazetteer features (clinical_gazetteer): ICD-10-CM 2026 (chapters A-U), Disease Ontology labels + "
+        "synonyms, drug-named-entity-recognition 2.0.9 dictionary, FDA UNII names; no corpus mention lists"
+    ),
+    "url": "https://www.cdc.gov/nchs/icd/icd-10-cm/ ; https://disease-ontology.org/ ; "
+    "https://pypi.org/project/drug-named-entity-recognition/ ; https://precision.fda.gov/uniisearch",
+    "license": "public domain (ICD-10-CM, UNII); CC0 (Disease Ontology, DrugBank open); MIT / CC BY-SA (drug-NER)",
+}
 
 
 def log(msg: str) -> None:
@@ -108,6 +125,11 @@ def convert(args: argparse.Namespace, corpus: Path) -> dict:
     )
     stats["ncbi_disease_dev"] = dict(st)
     stats["n_train_docs"] = len(train_docs)
+    entries, gst = ner_data.build_gazetteer(nlp, args.lexicon.parent)
+    from extractor.ner_features import write_terms
+
+    write_terms(entries, corpus / "gazetteer.tsv.gz")
+    stats["gazetteer"] = gst
     for k, v in stats.items():
         log(f"convert {k}: {v}")
     return stats
@@ -124,6 +146,8 @@ def train(args: argparse.Namespace, corpus: Path, out: Path) -> float:
         "training.patience": args.patience,
         "training.eval_frequency": args.eval_frequency,
     }
+    if "[initialize.components.gazetteer]" in args.config.read_text(encoding="utf-8"):
+        overrides["paths.gazetteer"] = str(corpus / "gazetteer.tsv.gz")
     for item in args.set or []:
         key, _, value = item.partition("=")
         try:
@@ -159,7 +183,8 @@ def dir_size_mb(path: Path) -> float:
 def load_time(path: Path, repeats: int = 3) -> dict:
     """Median seconds, in fresh processes, for ``import spacy`` and for ``spacy.load(path)`` + one call."""
     code = (
-        "import time; t0=time.perf_counter(); import spacy; t1=time.perf_counter(); "
+        f"import sys, time; sys.path.insert(0, {str(REPO)!r}); t0=time.perf_counter(); import spacy; "
+        "t1=time.perf_counter(); import extractor.ner_features; "
         f"nlp=spacy.load({str(path)!r}); nlp('warm up'); t2=time.perf_counter(); print(t1-t0, t2-t1)"
     )
     runs = [
@@ -225,6 +250,11 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
     # Only tok2vec + ner are in the pipeline; the tokenizer rules live in the tokenizer file.
     # The training-time callback is not needed to load: drop it from the shipped config.
     nlp.config["initialize"]["before_init"] = None
+    # the gazetteer terms are saved inside the pipeline (gazetteer/terms.tsv.gz): drop the build path
+    if "gazetteer" in nlp.config["initialize"].get("components", {}):
+        nlp.config["initialize"]["components"]["gazetteer"]["terms_path"] = None
+    if "gazetteer" in nlp.config["paths"]:
+        nlp.config["paths"]["gazetteer"] = None
     perf_cdr = evaluate(nlp, corpus / "dev.spacy")
     perf_ncbi = evaluate(nlp, corpus / "ncbi_dev.spacy")
     perf_ncbi["note"] = (
@@ -232,6 +262,14 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
     )
     log(f"BC5CDR dev: {json.dumps(perf_cdr)}")
     log(f"NCBI dev:   {json.dumps(perf_ncbi)}")
+    sources = list(SOURCES)
+    extra_desc = ""
+    if "gazetteer" in nlp.pipe_names:
+        sources.append(GAZETTEER_SOURCE)
+        extra_desc = (
+            " Gazetteer features: dictionary IOB marks (ICD-10-CM, Disease Ontology, drug-NER dictionary, "
+            "FDA UNII; no corpus-derived terms) embedded as token TAG."
+        )
     nlp.meta.update(
         {
             "name": "ner-bc5cdr",
@@ -240,13 +278,14 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
                 "Small CPU NER for illnesses (ILLNESS) and medicines/chemicals (MEDICINE) in English "
                 "biomedical text. Hash-embedding CNN tok2vec (width 96, depth 4, no static vectors) + "
                 "transition-based NER. Trained on BC5CDR train + NCBI disease train (illness only)."
+                + extra_desc
             ),
             "author": "clinical-extractor project",
             "license": (
                 "Apache-2.0 (code); weights derived from BC5CDR (research use) "
                 "and NCBI disease (public domain)"
             ),
-            "sources": SOURCES,
+            "sources": sources,
             "labels": {"ner": ["ILLNESS", "MEDICINE"]},
             "performance": {
                 "bc5cdr_dev": perf_cdr,

@@ -154,3 +154,47 @@ def test_shipped_tokenizer_rules_load_without_project_code(nlp):
     words = [t.text for t in nlp.make_doc(text)]
     assert words[:5] == ["(", "PAN", ")", "-", "induced"]
     assert "spiperone" in words and "Diazepam" in words and "lithium" in words
+
+
+# ---------------------------------------------------------------------------------------------------------
+# gazetteer feature component (extractor/ner_features.py; used by models/configs/ner_gaz.cfg)
+# ---------------------------------------------------------------------------------------------------------
+def _gazetteer_nlp():
+    import spacy
+
+    import extractor.ner_features  # noqa: F401  (registers the factory)
+
+    nlp = spacy.blank("en")
+    gaz = nlp.add_pipe("clinical_gazetteer", name="gazetteer")
+    gaz.set_entries(
+        [("ILLNESS", "renal failure"), ("ILLNESS", "renal failure acute"), ("ILLNESS", "failure"),
+         ("MEDICINE", "haloperidol"), ("MEDICINE", "renal")]
+    )
+    return nlp
+
+
+def test_gazetteer_marks_longest_matches_per_label():
+    nlp = _gazetteer_nlp()
+    doc = nlp("Haloperidol given in Renal failure acute ; failure .")
+    tags = [t.tag_ for t in doc]
+    # haloperidol MED-B; "Renal failure acute" one ILLNESS match (longest), "renal" also a MEDICINE match
+    assert tags == ["GOB", "GOO", "GOO", "GBB", "GIO", "GIO", "GOO", "GBO", "GOO"]
+    assert [t.tag_ for t in nlp("")] == []
+
+
+def test_gazetteer_round_trip_and_ner_stage_runs_it(tmp_path):
+    import spacy
+
+    nlp = _gazetteer_nlp()
+    ner = nlp.add_pipe("ner")
+    ner.add_label("ILLNESS")
+    ner.add_label("MEDICINE")
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "m")
+    assert (tmp_path / "m" / "gazetteer" / "terms.tsv.gz").is_file()
+    loaded = load_ner_model(tmp_path / "m")
+    assert loaded.get_pipe("gazetteer").entries == nlp.get_pipe("gazetteer").entries
+    assert spacy.load(tmp_path / "m").pipe_names == ["gazetteer", "ner"]  # plain load works after import
+    stage = NerStage(loaded, score_mode="none")
+    assert "gazetteer" in stage.components
+    stage.extract("haloperidol for renal failure")  # runs (untrained model: any output)
