@@ -27,6 +27,7 @@ from extractor import messages as m
 from extractor import metrics
 from extractor.config import Settings, load_settings
 from extractor.worker import (
+    REBALANCING,
     DeliveryTracker,
     StopFlag,
     add_common_args,
@@ -37,6 +38,7 @@ from extractor.worker import (
     poll_batch,
     produce,
     seek_back,
+    still_assigned,
 )
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ class Sink:
         self.collection = collection
         self._producer = producer
         self.tracker = DeliveryTracker(self.component)
+        self._pending: dict[tuple[str, int], int] = {}  # written to MongoDB, commit not yet acknowledged
 
     @property
     def producer(self) -> Any:  # only needed for the rare bad document
@@ -240,17 +243,39 @@ class Sink:
                 seek_back(self.consumer, first)
                 return False
             self.stats.dead_lettered += len(bad_msgs)
-        commit_offsets(self.consumer, nxt, self.component, attempts=20)
+        for k, o in nxt.items():
+            self._pending[k] = max(o, self._pending.get(k, 0))
+        self._commit_pending(attempts=20)
         self.stats.consumed += len(real)
         self.stats.batches += 1
         metrics.BATCH_SECONDS.labels(self.component).observe(time.perf_counter() - t0)
         metrics.BATCH_SIZE.labels(self.component).observe(len(real))
         return True
 
+    def _commit_pending(self, attempts: int) -> None:
+        res = commit_offsets(self.consumer, self._pending, self.component, attempts=attempts)
+        if res is REBALANCING:  # partitions kept across the rebalance: commit again later (see commit_offsets)
+            self._pending = still_assigned(self.consumer, self._pending)
+        elif res:
+            self._pending.clear()
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        mine = {k: o for k, o in self._pending.items() if k in keys}
+        if mine:
+            commit_offsets(consumer, mine, self.component, attempts=3)
+        for k in keys:
+            self._pending.pop(k, None)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self._pending.pop((tp.topic, tp.partition), None)
+
     def run(self, *, max_idle_s: float | None = None) -> SinkStats:
         self.ensure_indexes()
         self.consumer.subscribe([self.topic], on_assign=lambda c, p: log.info(
-            "assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in p]))
+            "assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in p]), on_revoke=self._on_revoke,
+            on_lost=self._on_lost)
         last_msg = last_report = time.monotonic()
         try:
             while not self.stop:
@@ -260,6 +285,8 @@ class Sink:
                     last_msg = now
                     if not self.process(msgs):
                         break  # stopping while MongoDB is down: exit without committing
+                elif self._pending:
+                    self._commit_pending(attempts=3)
                 if now - last_report >= 10:
                     lags = metrics.update_lag(self.consumer, self.component)
                     log.info("progress consumed=%d written=%d retries=%d lag=%d", self.stats.consumed,
@@ -269,6 +296,8 @@ class Sink:
                     log.info("idle for %.1fs, stopping", max_idle_s)
                     break
         finally:
+            if self._pending:
+                commit_offsets(self.consumer, self._pending, self.component, attempts=10)
             try:
                 self.consumer.close()
             except Exception as exc:

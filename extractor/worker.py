@@ -114,10 +114,28 @@ def flush_all(producer: Any, stop_log_s: float = 10.0) -> None:
             warned = True
 
 
+class _Rebalancing:
+    """Truthy result of :func:`commit_offsets` when the group generation moved on under the commit."""
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "REBALANCING"
+
+
+REBALANCING = _Rebalancing()
+
+
 def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], component: str,
-                   attempts: int = 6) -> bool:
-    """Synchronous commit of explicit offsets (next offset to read). True when committed or when the
-    partitions were lost to a rebalance (someone else will redo them); False if still failing."""
+                   attempts: int = 6) -> bool | _Rebalancing:
+    """Synchronous commit of explicit offsets (next offset to read). True when committed, False if still
+    failing, :data:`REBALANCING` (truthy) when the commit was refused because the group is rebalancing.
+
+    REBALANCING does not mean the partitions are gone: with cooperative-sticky assignment a member usually
+    keeps them across the rebalance (a SIGKILLed peer, a new member), and nobody else will commit those
+    offsets. Callers that keep pending offsets should keep the ones of partitions still assigned and commit
+    them again later (:func:`still_assigned`); revoked / lost partitions are dropped by the callbacks."""
     if not offsets:
         return True
     from confluent_kafka import KafkaException, TopicPartition
@@ -137,13 +155,24 @@ def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], component
             name = err.name() if hasattr(err, "name") else str(err)
             if name in _COMMIT_GIVE_UP:
                 metrics.COMMITS.labels(component, "lost").inc()
-                log.warning("commit not possible (%s): partitions moved on, the new owner redoes them", name)
-                return True
+                log.warning("commit refused (%s): group rebalancing; offsets of partitions still assigned are "
+                            "committed again after it", name)
+                return REBALANCING
             log.warning("commit failed (%s), attempt %d/%d", name, attempt + 1, attempts)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
     metrics.COMMITS.labels(component, "failed").inc()
     return False
+
+
+def still_assigned(consumer: Any, offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """The part of ``offsets`` whose partitions the consumer still holds (all of them if it cannot tell)."""
+    try:
+        mine = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+    except Exception as exc:  # closed consumer / fake without assignment(): keep everything, retried later
+        log.debug("assignment() failed: %s", exc)
+        return dict(offsets)
+    return {k: o for k, o in offsets.items() if k in mine}
 
 
 def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
@@ -379,12 +408,18 @@ class Worker:
             metrics.DEAD_LETTERED.labels(self.component, stage, reason).inc(n)
         for k, o in nxt.items():
             self._pending[k] = max(o, self._pending.get(k, 0))
-        if commit_offsets(self.consumer, self._pending, self.component):
-            self._pending.clear()
+        self._commit_pending()
         metrics.BATCH_SECONDS.labels(self.component).observe(time.perf_counter() - t0)
         metrics.BATCH_SIZE.labels(self.component).observe(len(real))
         log.debug("batch of %d done in %.3fs offsets=%s", len(real), time.perf_counter() - t0, nxt)
         return True
+
+    def _commit_pending(self) -> None:
+        res = commit_offsets(self.consumer, self._pending, self.component)
+        if res is REBALANCING:  # keep what is still ours: committed by the next batch or idle poll
+            self._pending = still_assigned(self.consumer, self._pending)
+        elif res:
+            self._pending.clear()
 
     def maybe_reload(self) -> None:
         reload = getattr(self.chain, "reload_if_changed", None)
@@ -412,8 +447,8 @@ class Worker:
                 if msgs:
                     last_msg = now
                     self.process(msgs)
-                elif self._pending and commit_offsets(self.consumer, self._pending, self.component):
-                    self._pending.clear()
+                elif self._pending:
+                    self._commit_pending()
                 if self.settings.lexicon_reload_s and now - last_reload >= self.settings.lexicon_reload_s:
                     last_reload = now
                     self.maybe_reload()
