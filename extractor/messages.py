@@ -159,9 +159,10 @@ class Entry:
             "patient_id": self.patient_id,
             "text": self.text,
             "timestamp": self.timestamp,
-            "source": self.source,
             "schema_version": self.schema_version,
         }
+        if self.source is not None:  # the schema's `source` is an object when present, never null
+            msg["source"] = self.source
         return msg
 
 

@@ -6,7 +6,7 @@ assembles an :class:`ExtractionResult`, and the worker serialises it with :meth:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Label = Literal["ILLNESS", "MEDICINE"]
@@ -61,13 +61,27 @@ class Entity:
         return self.start < other.end and other.start < self.end
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["text"] = d.pop("surface")
-        if self.label == ILLNESS:
-            for key in ("dose", "route", "frequency"):
-                d.pop(key)
-        if not d["details"]:
-            d.pop("details")
+        # written out rather than dataclasses.asdict: asdict deep-copies, and this runs for every entity a
+        # worker publishes (it was a fifth of the worker's time)
+        d: dict[str, Any] = {
+            "text": self.surface,
+            "start": self.start,
+            "end": self.end,
+            "label": self.label,
+            "method": self.method,
+            "source": self.source,
+            "confidence": self.confidence,
+            "canonical": self.canonical,
+            "code": self.code,
+            "code_system": self.code_system,
+            "negated": self.negated,
+            "hypothetical": self.hypothetical,
+        }
+        if self.label == MEDICINE:
+            d["dose"], d["route"], d["frequency"] = self.dose, self.route, self.frequency
+        d["score"] = self.score
+        if self.details:
+            d["details"] = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.details.items()}
         return d
 
 

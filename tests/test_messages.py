@@ -135,3 +135,11 @@ def test_dlq_headers_keep_original_and_replace_old_dlq_headers():
     assert [k for k, _ in h].count("reason") == 1
     assert d["schema_version"] == "1" and d["replay_count"] == "1" and d["source_partition"] == "2"
     assert d["replay_of"] == "0:3" and d["entry_id"] == "e1" and d["stage"] == "extract"
+
+
+def test_entry_without_source_is_schema_valid() -> None:
+    from extractor.messages import build_entry, schema_errors
+
+    entry = build_entry("P1", "Prescribed ibuprofen.", "2024-01-01 12:00")
+    assert "source" not in entry.to_message()
+    assert schema_errors(entry.to_message()) == []
