@@ -143,3 +143,28 @@ def test_entry_without_source_is_schema_valid() -> None:
     entry = build_entry("P1", "Prescribed ibuprofen.", "2024-01-01 12:00")
     assert "source" not in entry.to_message()
     assert schema_errors(entry.to_message()) == []
+
+
+def test_fast_validator_agrees_with_jsonschema() -> None:
+    """The hot path (fastjsonschema) and the error walk (jsonschema) must judge every entry alike."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from extractor.messages import _fast_validator, _validator
+
+    value = st.one_of(st.none(), st.integers(-2, 3), st.text(max_size=40), st.just("0" * 32),
+                      st.just("2024-01-01T12:00:00Z"), st.dictionaries(st.sampled_from(["file", "row"]),
+                                                                        st.one_of(st.integers(-1, 3), st.text())))
+    keys = st.sampled_from(["entry_id", "patient_id", "text", "timestamp", "schema_version", "source", "x"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.dictionaries(keys, value))
+    def check(doc: dict) -> None:
+        fast_ok = True
+        try:
+            _fast_validator("entry.schema.json")(doc)
+        except Exception:  # noqa: BLE001 - fastjsonschema.JsonSchemaException
+            fast_ok = False
+        assert fast_ok == _validator("entry.schema.json").is_valid(doc)
+
+    check()
