@@ -114,7 +114,8 @@ def run_chain_bench(args: argparse.Namespace) -> int:
     if lex is not None:
         from extractor.lexicon_index import bench_index
 
-        idx = bench_index(lex.lexicon, args.queries) if _accepts_count(bench_index) else bench_index(lex.lexicon)
+        lexicon = getattr(lex, "lexicon")  # noqa: B009 - LexiconStage attribute, not on the Stage protocol
+        idx = bench_index(lexicon, args.queries) if _accepts_count(bench_index) else bench_index(lexicon)
         figures["lexicon_index"] = idx
         figures["lexicon_index_speedup"] = idx.get("speedup")
         figures["lexicon_index_identical"] = idx.get("identical_fraction", idx.get("identical"))

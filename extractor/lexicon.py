@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from extractor.lexicon_index import DEFAULT_CUTOFF, QGramIndex
-from extractor.model import CODE_SYSTEMS, ILLNESS, MEDICINE, Entity
+from extractor.model import CODE_SYSTEMS, ILLNESS, MEDICINE, Entity, Method
 
 log = logging.getLogger(__name__)
 
@@ -480,7 +480,7 @@ def _english_stop_words() -> frozenset[str]:
 class LexiconStage:
     """Stage protocol implementation: ``method = "lexicon"``."""
 
-    method = "lexicon"
+    method: Method = "lexicon"
 
     def __init__(
         self,
