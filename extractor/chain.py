@@ -320,6 +320,8 @@ def merge_entities(entities: list[Entity], calibrator: Calibrator | None = None)
                 if pending[j].label == e.label:
                     group.append(pending[j])
         methods = sorted({g.method for g in group})
+        if e.label == ILLNESS:
+            e = _widen(e, group)
         if len(methods) > 1:
             miss = 1.0
             for m in methods:
@@ -334,6 +336,25 @@ def merge_entities(entities: list[Entity], calibrator: Calibrator | None = None)
                 e = calibrator.calibrate(e)
         out.append(e)
     return sorted(out, key=lambda e: e.start)
+
+
+# An illness mention is a noun phrase whose modifiers belong to it ("muscle rigidity", "acute renal failure"): when
+# an agreeing entity spans the winner and more, with nearly its confidence, the wider span is kept. Measured on
+# BC5CDR dev (illness strict F1 0.771 -> 0.785) and NCBI-disease dev, not used to choose it (0.742 -> 0.760);
+# for medicines it lowered F1 (chemical names are annotated minimally), so it applies to illnesses only.
+WIDEN_MARGIN = 0.2
+
+
+def _widen(e: Entity, group: list[Entity]) -> Entity:
+    wider = [
+        g for g in group
+        if g is not e and g.start <= e.start and g.end >= e.end and (g.end - g.start) > (e.end - e.start)
+        and g.confidence >= e.confidence - WIDEN_MARGIN
+    ]
+    if not wider:
+        return e
+    w = max(wider, key=lambda g: (g.end - g.start, g.confidence))
+    return e.with_(surface=w.surface, start=w.start, end=w.end, details=dict(e.details, widened_by=w.method))
 
 
 def lexicon_dir_fingerprint(lexicon_dir: Path) -> str:

@@ -140,3 +140,19 @@ def test_any_text_gives_a_valid_result(text: str) -> None:
     for e in res.entities:
         assert text[e.start : e.end] == e.surface
         assert 0.0 <= e.confidence <= 1.0
+
+
+def test_merge_widens_illnesses_to_an_agreeing_wider_span() -> None:
+    lex = Entity("rigidity", 7, 15, "ILLNESS", "lexicon", "l", 0.85, code="R1")
+    ner = Entity("muscle rigidity", 0, 15, "ILLNESS", "ner", "m", 0.75)
+    (m,) = merge_entities([lex, ner])
+    assert (m.surface, m.start, m.code) == ("muscle rigidity", 0, "R1")
+    # medicines keep the best-supported span
+    lex_m = Entity("lithium", 0, 7, "MEDICINE", "lexicon", "l", 0.9, code="D1")
+    ner_m = Entity("lithium carbonate", 0, 17, "MEDICINE", "ner", "m", 0.8)
+    (mm,) = merge_entities([lex_m, ner_m])
+    assert mm.surface == "lithium"
+    # a much less confident wider span does not win
+    weak = Entity("muscle rigidity", 0, 15, "ILLNESS", "ner", "m", 0.3)
+    (w,) = merge_entities([lex, weak])
+    assert w.surface == "rigidity"
