@@ -45,7 +45,22 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
     ap.add_argument("--out", type=Path, default=REPO / "models" / "calibration.json")
     ap.add_argument("--synthetic-rows", type=int, default=3000)
+    ap.add_argument("--write-heldout", type=Path, default=None,
+                    help="also write the BC5CDR dev rows the calibration does NOT use (to score ECE honestly)")
     args = ap.parse_args()
+    if args.write_heldout:
+        import csv
+
+        with (args.data / "bc5cdr_dev.csv").open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            held = [r for r in reader if not calibration_half(r["entry_id"])]
+            fields = reader.fieldnames or []
+        args.write_heldout.parent.mkdir(parents=True, exist_ok=True)
+        with args.write_heldout.open("w", encoding="utf-8", newline="") as out:
+            w = csv.DictWriter(out, fieldnames=fields)
+            w.writeheader()
+            w.writerows(held)
+        print(f"wrote {len(held)} held-out rows to {args.write_heldout}")
 
     sets: list[tuple[str, list[Example], tuple[str, ...]]] = []
     bc5 = [e for e in read_labelled(args.data / "bc5cdr_dev.csv").examples if calibration_half(e.entry_id)]
