@@ -40,7 +40,11 @@ ABBREVIATIONS = "abbreviations.tsv"
 MISSPELLINGS = "misspellings.tsv"
 STOPTERMS = "stopterms.tsv"
 STOPTERMS_GENERATED = "stopterms_generated.tsv"
-ALL_FILES = (*GENERATED_FILES, CURATED_TERMS, ABBREVIATIONS, MISSPELLINGS, STOPTERMS, STOPTERMS_GENERATED)
+# common English / corpus words (scripts/build_common_words.py): never a fuzzy query — a real word such as
+# "promote" or "tensions" is not a misspelt drug ("promolate", "tensins"); also the chain's NER gate list
+COMMON_WORDS = "common_words.txt"
+ALL_FILES = (*GENERATED_FILES, CURATED_TERMS, ABBREVIATIONS, MISSPELLINGS, STOPTERMS, STOPTERMS_GENERATED,
+             COMMON_WORDS)
 
 HEADERS: dict[str, tuple[str, ...]] = {
     "illnesses.tsv": ("term", "canonical", "code", "code_system", "source", "term_type"),
@@ -174,6 +178,16 @@ def _code_version() -> str:
             h.update((Path(__file__).parent / mod).read_bytes())
         _CODE_VERSION = h.hexdigest()[:8]
     return _CODE_VERSION
+
+
+def _common_words(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    words = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            words.add(line.split("\t", 1)[0].strip().lower())
+    return words
 
 
 def _file_list(lexicon_dir: Path) -> list[Path]:
@@ -367,7 +381,7 @@ class Lexicon:
         lex.ci_first = _first_index(ci)
         lex.cs_first = _first_index(cs)
         block = {s.key for s in lex.stops}
-        lex.fuzzy_block = frozenset(block | _english_stop_words())
+        lex.fuzzy_block = frozenset(block | _english_stop_words() | _common_words(d / COMMON_WORDS))
         fuzzy_stopped_all = {s.key for s in lex.stops if s.scope == "all"}
         lex.fuzzy_terms = {
             k: i for k, i in ci.items() if len(k) >= FUZZY_MIN_LEN - 1 and k not in fuzzy_stopped_all
