@@ -121,14 +121,20 @@ def run_chain_bench(args: argparse.Namespace) -> int:
         figures["lexicon_index_identical"] = idx.get("identical_fraction", idx.get("identical"))
     figures["peak_rss_mb"] = round(_rss_mb())
     figures["loaded_rss_mb"] = round(rss_loaded)
+    return report(figures, args.json)
+
+
+def report(figures: dict[str, Any], json_path: Path | None) -> int:
+    """Print the figures as a two-column table (nested dicts go only to the JSON) and write ``json_path``."""
     width = max(len(k) for k in figures)
+    print(f"{'figure':<{width}}  value")
     for k, v in figures.items():
         if not isinstance(v, dict):
             print(f"{k:<{width}}  {v}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {json_path}")
     return 0
 
 

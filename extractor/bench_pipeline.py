@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import subprocess
 import sys
 import tempfile
@@ -270,12 +269,6 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
             except Exception as exc:  # noqa: BLE001 - report, the figures still count
                 print(f"warning: could not drop {database}: {exc}", file=sys.stderr)
     print()
-    width = max(len(k) for k in figures)
-    print(f"{'figure':<{width}}  value")
-    for k, v in figures.items():
-        print(f"{k:<{width}}  {v}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    return 0
+    from extractor.bench import report
+
+    return report(figures, args.json)
