@@ -141,7 +141,7 @@ def _run_ours(settings: Settings, csv_path: Path, workers: int, log_dir: Path, t
         t_end = _wait_all_written(settings, summary.sent, deadline)
     finally:
         pipe.stop_all()
-    out = {"sent": summary.sent, "seconds": t_end - t0, "entries_per_s": summary.sent / (t_end - t0),
+    out: dict[str, Any] = {"sent": summary.sent, "seconds": t_end - t0, "entries_per_s": summary.sent / (t_end - t0),
            "produce_seconds": summary.seconds}
     lat = [d["written_at_ms"] - d["produced_at_ms"]
            for d in coll.find({}, {"written_at_ms": 1, "produced_at_ms": 1})
@@ -161,7 +161,7 @@ def baseline_consumer(bootstrap: str, topic: str, group: str, mongo_uri: str, da
     from kafka import KafkaConsumer
     from pymongo import MongoClient
 
-    coll = MongoClient(mongo_uri)[database][collection]
+    coll: Any = MongoClient(mongo_uri)[database][collection]
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest")
     while not consumer.assignment():
         consumer.poll(timeout_ms=200)
@@ -198,7 +198,7 @@ def _run_baseline(settings: Settings, csv_path: Path, base: str, timeout: float)
             raise RuntimeError("baseline consumer did not start")
         from pymongo import MongoClient
 
-        coll = MongoClient(uri)[settings.mongo_database][coll_name]
+        coll: Any = MongoClient(uri)[settings.mongo_database][coll_name]
         t0 = time.monotonic()
         producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
         for row in rows:

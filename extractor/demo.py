@@ -141,7 +141,7 @@ class Pipeline:
     def collection(self) -> Any:
         from pymongo import MongoClient
 
-        client = MongoClient(self.settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000)
+        client: Any = MongoClient(self.settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000)
         return client[self.settings.mongo_database][self.settings.mongo_collection]
 
     def dlq_records(self, start: dict[int, int] | None = None) -> list[tuple[dict[str, str], bytes]]:

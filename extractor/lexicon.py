@@ -34,7 +34,7 @@ from extractor.model import CODE_SYSTEMS, ILLNESS, MEDICINE, Entity, Method
 log = logging.getLogger(__name__)
 
 LABELS = (ILLNESS, MEDICINE)
-GENERATED_FILES = {"illnesses.tsv": ILLNESS, "medicines.tsv": MEDICINE}
+GENERATED_FILES: dict[str, str] = {"illnesses.tsv": ILLNESS, "medicines.tsv": MEDICINE}
 CURATED_TERMS = "curated_terms.tsv"
 ABBREVIATIONS = "abbreviations.tsv"
 MISSPELLINGS = "misspellings.tsv"

@@ -269,9 +269,9 @@ def evaluate(
             for e in ents:
                 if e.label == label:
                     pred_ents.setdefault(normalise(e.surface), e.details.get("match", ""))
-            for p, m in pred_ents.items():
+            for surface, m in pred_ents.items():
                 by_match[m][0] += 1
-                by_match[m][1] += p in gold
+                by_match[m][1] += surface in gold
             pred = set(pred_ents)
             tp += len(pred & gold)
             fp += len(pred - gold)

@@ -170,7 +170,7 @@ class NerStage:
 
     # ------------------------------------------------------------------------------------------------
     def _label_priors(self, meta: dict) -> dict[str, float]:
-        priors = {ILLNESS: 0.7, MEDICINE: 0.7}
+        priors: dict[str, float] = {ILLNESS: 0.7, MEDICINE: 0.7}
         perf = (meta.get("performance") or {}).get("bc5cdr_dev") or {}
         per = perf.get("ents_per_type") or {}
         for raw, lab in self.label_map.items():

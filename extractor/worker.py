@@ -348,7 +348,7 @@ class Worker:
         """Process one batch end to end, commit included. False when the batch had to be redone."""
         t0 = time.perf_counter()
         self.tracker.reset()
-        self._batch_dlq: dict[tuple[str, str], int] = {}
+        self._batch_dlq = {}
         good: list[tuple[Any, m.Entry]] = []
         real = [msg for msg in msgs if msg.error() is None]
         for msg in msgs:
