@@ -330,7 +330,9 @@ def build_processed(entry: Entry, result: Mapping[str, Any], *, extractor_versio
     for key in ("illness", "medicine", "status", "reason"):
         doc[key] = result.get(key)
     for key in ("illnesses", "medicines"):
-        doc[key] = [_clean(e) if e.get("details") else e for e in result.get(key, [])]
+        # an entity's own fields are typed scalars (extractor.model.Entity.to_dict); only its free-form
+        # `details` can hold keys or values FerretDB refuses
+        doc[key] = [{**e, "details": _clean(e["details"])} if e.get("details") else e for e in result.get(key, [])]
     doc["stages_run"] = list(result.get("stages_run", []))
     doc["extractor_version"] = extractor_version
     doc["lexicon_version"] = lexicon_version
