@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m extractor", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default=None, help="logging level (default: EXTRACTOR_LOG_LEVEL or INFO)")
     parser.add_argument("--config", default=None, help="optional settings file (TOML, YAML or JSON)")
@@ -33,17 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module_name)
-        # configure lazily only for the command actually requested (keeps --help fast)
-        if len(sys.argv) > 1 and name in sys.argv[1:]:
+        # configure only the command actually requested (keeps --help fast and a worker free of eval code)
+        if name in argv:
             importlib.import_module(module_name).configure_parser(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     level = args.log_level or __import__("os").environ.get("EXTRACTOR_LOG_LEVEL", "INFO")
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     module = importlib.import_module(args._module)

@@ -33,9 +33,9 @@ from extractor import __version__
 from extractor.abbreviations import add_defined_abbreviations
 from extractor.attributes import add_medicine_attributes
 from extractor.calibration import Calibrator
-from extractor.context import ContextAnnotator
+from extractor.context import CONTEXT_FILE, ContextAnnotator
 from extractor.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
-from extractor.rules import RegexStage
+from extractor.rules import RULES_FILE, RegexStage
 from extractor.stage import Stage
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class Chain:
     lexicon_version: str = "none"
     model_name: str = "none"
     settings: Any = None
-    _fingerprint: str = field(default="", repr=False)
+    _fingerprint: tuple[tuple[str, int, int], ...] = field(default=(), repr=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -162,7 +162,7 @@ class Chain:
             max_chars=settings.max_text_chars,
             common_words=load_common_words(lexicon_dir),
             min_confidence=settings.min_confidence,
-            lexicon_version=lexicon_dir_version(lexicon_dir),
+            lexicon_version=lexicon_dir_version(lexicon_dir, lexicon.version if lexicon is not None else ""),
             model_name=model_name,
             settings=settings,
             _fingerprint=lexicon_dir_fingerprint(lexicon_dir),
@@ -357,21 +357,29 @@ def _widen(e: Entity, group: list[Entity]) -> Entity:
     return e.with_(surface=w.surface, start=w.start, end=w.end, details=dict(e.details, widened_by=w.method))
 
 
-def lexicon_dir_fingerprint(lexicon_dir: Path) -> str:
-    """Cheap change detector: names, sizes and mtimes of the editable files."""
-    parts = []
-    for p in sorted(lexicon_dir.glob("*")):
-        if p.suffix in (".tsv", ".txt") and p.is_file():
+# the chain's own editable files beside the lexicon files (which extractor.lexicon tracks itself)
+CHAIN_FILES = (RULES_FILE, CONTEXT_FILE)
+
+
+def lexicon_dir_fingerprint(lexicon_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Cheap change detector for hot reload: (name, size, mtime) of the lexicon files, rules and triggers."""
+    from extractor.lexicon import Lexicon
+
+    own = []
+    for name in CHAIN_FILES:
+        p = lexicon_dir / name
+        if p.is_file():
             st = p.stat()
-            parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
+            own.append((name, st.st_size, st.st_mtime_ns))
+    return Lexicon.fingerprint(lexicon_dir) + tuple(own)
 
 
-def lexicon_dir_version(lexicon_dir: Path) -> str:
-    """Content hash of the editable files (12 hex digits): goes into documents and DLQ headers."""
-    h = hashlib.sha256()
-    for p in sorted(lexicon_dir.glob("*")):
-        if p.suffix in (".tsv", ".txt") and p.is_file():
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
+def lexicon_dir_version(lexicon_dir: Path, lexicon_version: str) -> str:
+    """Version of everything editable (12 hex digits, for documents and DLQ headers): the lexicon's own content
+    hash (computed once when it loads) combined with the rules and triggers."""
+    h = hashlib.sha256(lexicon_version.encode())
+    for name in CHAIN_FILES:
+        p = lexicon_dir / name
+        if p.is_file():
+            h.update(name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:12]

@@ -180,6 +180,12 @@ def _code_version() -> str:
     return _CODE_VERSION
 
 
+def _term_row(r: dict[str, str], label: str, name: str, lineno: int, kind: str) -> Row:
+    """A row of a term file (generated or curated: same columns for term, canonical and code)."""
+    return Row(r["term"], label, r["canonical"] or r["term"], r["code"] or None, r["code_system"] or None,
+               f"{name}:{lineno}", kind)
+
+
 def _common_words(path: Path) -> set[str]:
     if not path.is_file():
         return set()
@@ -297,36 +303,14 @@ class Lexicon:
         for name, label in GENERATED_FILES.items():
             for lineno, r in read_tsv(d / name, HEADERS[name], OPTIONAL_COLUMNS.get(name, ())):
                 _check_row(name, lineno, r["term"], r["code_system"])
-                add(
-                    Row(
-                        r["term"],
-                        label,
-                        r["canonical"] or r["term"],
-                        r["code"] or None,
-                        r["code_system"] or None,
-                        f"{name}:{lineno}",
-                        "exact",
-                    ),
-                    override=False,
-                )
+                add(_term_row(r, label, name, lineno, "exact"), override=False)
         stops_gen = cls._read_stops(d / STOPTERMS_GENERATED) if (d / STOPTERMS_GENERATED).is_file() else []
         _apply_stops(stops_gen, rows, ci, cs)
         if (d / CURATED_TERMS).is_file():
             for lineno, r in read_tsv(d / CURATED_TERMS, HEADERS[CURATED_TERMS]):
                 _check_row(CURATED_TERMS, lineno, r["term"], r["code_system"])
                 label = _check_label(CURATED_TERMS, lineno, r["label"])
-                add(
-                    Row(
-                        r["term"],
-                        label,
-                        r["canonical"] or r["term"],
-                        r["code"] or None,
-                        r["code_system"] or None,
-                        f"{CURATED_TERMS}:{lineno}",
-                        "curated",
-                    ),
-                    override=True,
-                )
+                add(_term_row(r, label, CURATED_TERMS, lineno, "curated"), override=True)
         if (d / ABBREVIATIONS).is_file():
             for lineno, r in read_tsv(d / ABBREVIATIONS, HEADERS[ABBREVIATIONS]):
                 _check_row(ABBREVIATIONS, lineno, r["abbreviation"], r["code_system"])
