@@ -33,7 +33,7 @@ test: venv
 
 demo: venv
 	$(PY) -m services up
-	$(PY) -m extractor.demo
+	$(PY) -m extractor.tools.demo
 
 lint: venv
 	$(PY) -m ruff check extractor evaluation services tests

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from extractor.model import ILLNESS, MEDICINE, Entity, ExtractionResult
+from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionResult
 
 # stage -> (term, label, confidence)
 DEFAULT_STAGES: dict[str, list[tuple[str, str, float]]] = {

@@ -13,15 +13,15 @@ import logging
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "extract": ("extractor.cli_extract", "extract illnesses and medicines from a text or a CSV, print JSON"),
-    "lexicon": ("extractor.lexicon_check", "check the lexicon files (malformed, duplicate, conflicting rows)"),
-    "generate": ("extractor.generate", "write a labelled CSV of synthetic clinical-style entries"),
-    "bench": ("extractor.bench", "benchmarks that print figures: `bench chain`, `bench pipeline`"),
-    "topics": ("extractor.topics", "create the Kafka topics (idempotent)"),
-    "produce": ("extractor.producer", "publish a CSV of entries to Kafka"),
-    "work": ("extractor.worker", "run an extractor worker (Kafka consumer group member)"),
-    "sink": ("extractor.sink", "write processed entries from Kafka to MongoDB"),
-    "dlq": ("extractor.dlq", "inspect or replay the dead-letter topic"),
+    "extract": ("extractor.tools.extract", "extract illnesses and medicines from a text or a CSV, print JSON"),
+    "lexicon": ("extractor.tools.lexicon_check", "check the lexicon files (malformed, duplicate, conflicting rows)"),
+    "generate": ("extractor.tools.generate", "write a labelled CSV of synthetic clinical-style entries"),
+    "bench": ("extractor.tools.bench", "benchmarks that print figures: `bench chain`, `bench pipeline`"),
+    "topics": ("extractor.stream.topics", "create the Kafka topics (idempotent)"),
+    "produce": ("extractor.stream.producer", "publish a CSV of entries to Kafka"),
+    "work": ("extractor.stream.worker", "run an extractor worker (Kafka consumer group member)"),
+    "sink": ("extractor.stream.sink", "write processed entries from Kafka to MongoDB"),
+    "dlq": ("extractor.stream.dlq", "inspect or replay the dead-letter topic"),
 }
 
 

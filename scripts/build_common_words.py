@@ -2,7 +2,7 @@
 
     python scripts/build_common_words.py [--data ../shared/data/train]
 
-The cascade gate (extractor/chain.py) runs NER on an entry only if it still holds a word that no earlier stage
+The cascade gate (extractor/chain/engine.py) runs NER on an entry only if it still holds a word that no earlier stage
 explained and that is not in this list. Two sources:
 
 * general English: the ``wordfreq`` package's word list (Zipf frequency >= ``--min-zipf``), so everyday words of

@@ -32,7 +32,7 @@ from tqdm import tqdm
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from extractor.lexicon import (  # noqa: E402
+from extractor.chain.lexicon import (  # noqa: E402
     STOPTERMS_GENERATED,
     Lexicon,
     LexiconStage,

@@ -26,8 +26,8 @@ from tqdm import tqdm  # noqa: E402
 
 from evaluation.data import Example, read_labelled  # noqa: E402
 from evaluation.scoring import normalize  # noqa: E402
-from extractor.calibration import Calibrator  # noqa: E402
 from extractor.chain import Chain  # noqa: E402
+from extractor.chain.calibration import Calibrator  # noqa: E402
 from extractor.config import load_settings  # noqa: E402
 
 FIELDS = {"ILLNESS": "illness", "MEDICINE": "medicine"}
@@ -67,7 +67,7 @@ def main() -> int:
     sets.append(("bc5cdr_dev (calibration half)", bc5, ("ILLNESS", "MEDICINE")))
     sets.append(("ncbi_disease_dev", read_labelled(args.data / "ncbi_disease_dev.csv").examples, ("ILLNESS",)))
     if args.synthetic_rows:
-        from extractor.generate import generate, write_csv
+        from extractor.tools.generate import generate, write_csv
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "synthetic.csv"

@@ -152,7 +152,7 @@ def write_docbin(docs: list[Doc], path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Gazetteer for the ``clinical_gazetteer`` feature component (extractor/ner_features.py)
+# Gazetteer for the ``clinical_gazetteer`` feature component (extractor/chain/ner_features.py)
 # --------------------------------------------------------------------------------------------------------
 #: NON-corpus dictionaries only: no BC5CDR / NCBI mention lists and no project lexicon rows or stop-lists
 #: derived from the training corpora (a dictionary containing the train mentions is near-perfect on train

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate extractor.ner.NerStage against a labelled span file (exact character offsets + label).
+"""Evaluate extractor.chain.ner.NerStage against a labelled span file (exact character offsets + label).
 
 Measures what the chain sees (after label mapping, offset trimming): per-label P/R/F1 without and with scores
 (score_mode none vs action_probs), NER-only throughput, and how precision varies with the score
@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from extractor.ner import NerStage, load_ner_model  # noqa: E402
+from extractor.chain.ner import NerStage, load_ner_model  # noqa: E402
 
 
 def prf(tp: int, fp: int, fn: int) -> dict:

@@ -16,9 +16,9 @@ Steps:
 ``--skip-train`` re-runs 3-4 on an existing <work-dir>/training/model-best.
 
 Gazetteer-feature variant (experiment, not the shipped model): ``--config models/configs/ner_gaz.cfg`` adds the
-``clinical_gazetteer`` component (extractor/ner_features.py) whose dictionary marks the tok2vec embeds; the
+``clinical_gazetteer`` component (extractor/chain/ner_features.py) whose dictionary marks the tok2vec embeds; the
 dictionary is built in step 1 from NON-corpus sources only (scripts/ner_data.py ``build_gazetteer``) and saved
-inside the pipeline. Such a pipeline loads through ``extractor.ner.load_ner_model`` (which registers the factory).
+inside the pipeline. Such a pipeline loads through ``extractor.chain.ner.load_ner_model`` (which registers the factory).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import spacy  # noqa: E402
 from spacy.tokens import DocBin  # noqa: E402
 from spacy.training import Example  # noqa: E402
 
-import extractor.ner_features  # noqa: E402,F401  (registers the "clinical_gazetteer" factory)
+import extractor.chain.ner_features  # noqa: E402,F401  (registers the "clinical_gazetteer" factory)
 
 DATA = Path("/work/shared/data")
 SOURCES = [
@@ -126,7 +126,7 @@ def convert(args: argparse.Namespace, corpus: Path) -> dict:
     stats["ncbi_disease_dev"] = dict(st)
     stats["n_train_docs"] = len(train_docs)
     entries, gst = ner_data.build_gazetteer(nlp, args.lexicon.parent)
-    from extractor.ner_features import write_terms
+    from extractor.chain.ner_features import write_terms
 
     write_terms(entries, corpus / "gazetteer.tsv.gz")
     stats["gazetteer"] = gst
@@ -184,7 +184,7 @@ def load_time(path: Path, repeats: int = 3) -> dict:
     """Median seconds, in fresh processes, for ``import spacy`` and for ``spacy.load(path)`` + one call."""
     code = (
         f"import sys, time; sys.path.insert(0, {str(REPO)!r}); t0=time.perf_counter(); import spacy; "
-        "t1=time.perf_counter(); import extractor.ner_features; "
+        "t1=time.perf_counter(); import extractor.chain.ner_features; "
         f"nlp=spacy.load({str(path)!r}); nlp('warm up'); t2=time.perf_counter(); print(t1-t0, t2-t1)"
     )
     runs = [
@@ -218,10 +218,10 @@ def speed(nlp, texts: list[str], batch_size: int = 256) -> dict:
 
 
 def stage_metrics(model: Path) -> dict:
-    """What the chain sees: extractor.ner.NerStage, exact char offsets, both score modes, NER-only speed."""
+    """What the chain sees: extractor.chain.ner.NerStage, exact char offsets, both score modes, NER-only speed."""
     import ner_eval
 
-    from extractor.ner import NerStage, load_ner_model
+    from extractor.chain.ner import NerStage, load_ner_model
 
     nlp = load_ner_model(model)
     texts = short_texts()

@@ -97,7 +97,7 @@ def start(cfg: ServiceConfig) -> int:
         str(binary(cfg)),
         "--handler=sqlite",
         # must end with "/". Known limit of 1.24: an update command keeps one pooled SQLite connection per statement
-        # until it ends and the pool has 100, so writers keep update commands small (extractor/sink.py
+        # until it ends and the pool has 100, so writers keep update commands small (extractor/stream/sink.py
         # REPLACE_CHUNK, connectors/mongo-sink.json max.batch.size) or the server stops answering everyone.
         f"--sqlite-url=file:{data}/",
         f"--listen-addr=127.0.0.1:{cfg.mongo_port}",

@@ -82,7 +82,7 @@ def _start_unless_running(name: str, cfg: ServiceConfig) -> bool:
 
 def ensure_topics(cfg: ServiceConfig) -> dict[str, str]:
     from extractor.config import load_settings
-    from extractor.topics import ensure_topics as _ensure
+    from extractor.stream.topics import ensure_topics as _ensure
 
     settings = load_settings(bootstrap_servers=cfg.bootstrap_servers)
     ep = endpoints(cfg)

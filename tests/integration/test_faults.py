@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from extractor.demo import Pipeline, isolated_settings
-from extractor.generate import generate, write_csv
-from extractor.producer import produce_file
-from extractor.topics import ensure_topics
+from extractor.stream.producer import produce_file
+from extractor.stream.topics import ensure_topics
+from extractor.tools.generate import generate, write_csv
+from extractor.tools.harness import Pipeline, isolated_settings
 from services import manager
 from services.config import ServiceConfig
 
@@ -52,7 +52,7 @@ def _worker_done(pipe: Pipeline) -> int:
     s = pipe.settings
     try:
         lag = pipe.group_lag(s.group_id, s.input_topic)
-        from extractor.demo import end_offsets
+        from extractor.tools.harness import end_offsets
 
         return sum(end_offsets(s, s.input_topic).values()) - (lag or 0) if lag is not None else 0
     except Exception:  # noqa: BLE001 - broker restarting

@@ -7,7 +7,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from extractor.config import Settings, load_settings
-from extractor.topics import ensure_topics
+from extractor.stream.topics import ensure_topics
 from services.manager import Endpoints
 
 pytestmark = pytest.mark.integration

@@ -78,7 +78,7 @@ def test_concurrent_small_update_commands_keep_the_server_answering(
 
     from pymongo import MongoClient, ReplaceOne
 
-    from extractor.sink import REPLACE_CHUNK
+    from extractor.stream.sink import REPLACE_CHUNK
 
     connector = json.loads((Path(__file__).resolve().parents[2] / "connectors" / "mongo-sink.json").read_text())
     assert int(connector["config"]["max.batch.size"]) <= REPLACE_CHUNK

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from extractor import messages as m
 from extractor.config import DEFAULT_LEXICON_DIR
-from extractor.demo import Pipeline, isolated_settings
-from extractor.dlq import inspect, replay
-from extractor.producer import produce_file
-from extractor.topics import ensure_topics
+from extractor.stream import messages as m
+from extractor.stream.dlq import inspect, replay
+from extractor.stream.producer import produce_file
+from extractor.stream.topics import ensure_topics
+from extractor.tools.harness import Pipeline, isolated_settings
 
 pytestmark = pytest.mark.integration
 

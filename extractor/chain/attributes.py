@@ -1,0 +1,62 @@
+"""Medicine attributes: dose/strength, route and frequency read from the words after a medicine.
+
+"metformin 500 mg twice daily by mouth" -> dose "500 mg", route "by mouth", frequency "twice daily".
+The window runs from the end of the medicine to the next entity or the end of the sentence (at most 60 chars).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from extractor.chain.model import MEDICINE, Entity
+
+WINDOW = 60
+
+DOSE = re.compile(
+    r"\b\d+(?:[.,]\d+)?(?:\s*/\s*\d+(?:[.,]\d+)?)?\s*"
+    r"(?:mg|mcg|µg|ug|g|kg|ml|mL|l|units?|IU|iu|meq|mEq|mmol|%|tablets?|tabs?|capsules?|caps?|puffs?|drops?|sprays?)"
+    r"(?:\s*/\s*(?:kg|day|d|dose|hr|h|ml|mL))?(?![A-Za-z])",
+    re.IGNORECASE,
+)
+ROUTE = re.compile(
+    r"\b(?:by mouth|orally|oral|per os|p\.?o\.?|intravenous(?:ly)?|i\.?v\.?|intramuscular(?:ly)?|i\.?m\.?|"
+    r"subcutaneous(?:ly)?|s\.?c\.?|s\.?q\.?|topical(?:ly)?|inhaled|via inhaler|nebuli[sz]ed|"
+    r"sublingual(?:ly)?|s\.?l\.?|rectal(?:ly)?|p\.?r\.?|transdermal(?:ly)?|intranasal(?:ly)?|ophthalmic)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+FREQUENCY = re.compile(
+    r"\b(?:(?:once|twice|three times|four times|1x|2x|3x|4x)\s+(?:a\s+|per\s+)?(?:day|daily|week|weekly)|"
+    r"once|twice|daily|nightly|weekly|monthly|every\s+(?:other\s+)?(?:day|morning|evening|night|\d+\s*(?:-\s*\d+\s*)?(?:hours?|hrs?|h|days?|weeks?))|"
+    r"q\.?\s?\d+\s*(?:-\s*\d+\s*)?h(?:rs?|ours?)?|q\.?d\.?|b\.?i\.?d\.?|t\.?i\.?d\.?|q\.?i\.?d\.?|q\.?h\.?s\.?|q\.?a\.?m\.?|q\.?p\.?m\.?|"
+    r"at bedtime|in the morning|in the evening|with meals|as needed|p\.?r\.?n\.?|stat)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"[.;!?](?:\s|$)|\n")
+
+
+def _first(pattern: re.Pattern[str], window: str) -> str | None:
+    m = pattern.search(window)
+    return " ".join(m.group(0).split()) if m else None
+
+
+def add_medicine_attributes(text: str, entities: Sequence[Entity]) -> list[Entity]:
+    """Return ``entities`` with dose/route/frequency filled in for medicines where the text gives them."""
+    ordered = sorted(entities, key=lambda e: e.start)
+    out: list[Entity] = []
+    for i, ent in enumerate(ordered):
+        if ent.label != MEDICINE:
+            out.append(ent)
+            continue
+        limit = min(len(text), ent.end + WINDOW)
+        if i + 1 < len(ordered):
+            limit = min(limit, ordered[i + 1].start)
+        window = text[ent.end : limit]
+        end = _SENTENCE_END.search(window)
+        if end:
+            window = window[: end.start()]
+        dose, route, freq = _first(DOSE, window), _first(ROUTE, window), _first(FREQUENCY, window)
+        if dose or route or freq:
+            ent = ent.with_(dose=ent.dose or dose, route=ent.route or route, frequency=ent.frequency or freq)
+        out.append(ent)
+    return out

@@ -1,0 +1,122 @@
+"""Confidence calibration: turn each stage's raw evidence into a probability that the entity is correct.
+
+spaCy's transition-based NER gives no probability, and a regex prior or a fuzzy ratio is not one either. So the
+chain uses *per-feature calibration* (histogram binning): every entity falls in a bucket keyed by its method,
+label and the evidence behind it (the regex rule and whether the capture is in a lexicon; the lexicon match type
+and fuzzy-score band; for NER whether the span is in a lexicon and its length). A bucket's calibrated confidence
+is its observed precision on held-out labelled data, smoothed towards the broader bucket with a Beta prior, so a
+bucket seen a handful of times is not trusted blindly. Among entities with confidence >= c, about a fraction c are
+correct, per method; ``python -m evaluation`` prints the reliability table and the expected calibration error.
+
+The table is fitted by ``python scripts/calibrate.py`` (held-out halves of the dev splits) and shipped as
+``models/calibration.json``. Without it, each stage's provisional confidence passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from extractor.chain.model import Entity
+from extractor.config import REPO_ROOT
+
+DEFAULT_PATH = REPO_ROOT / "models" / "calibration.json"
+PRIOR_WEIGHT = 4.0  # pseudo-counts of the parent bucket's precision
+
+
+def _band(score: float | None) -> str:
+    if score is None:
+        return "na"
+    if score >= 0.999:
+        return "100"
+    if score >= 0.95:
+        return "95"
+    if score >= 0.9:
+        return "90"
+    return "lt90"
+
+
+def _ner_band(score: float | None) -> str:
+    """Bands of the NER stage's action-probability score (extractor/chain/ner.py); precision rises steeply near 1."""
+    if score is None:
+        return "na"
+    if score >= 0.99:
+        return "99"
+    if score >= 0.9:
+        return "90"
+    if score >= 0.5:
+        return "50"
+    return "lt50"
+
+
+def bucket_keys(e: Entity) -> list[str]:
+    """Keys from the most specific to the most general; the first one present in the table wins."""
+    linked = "linked" if e.code else "unlinked"
+    base = f"{e.method}|{e.label}"
+    agreed = e.details.get("agreed")
+    agree_keys = []
+    if agreed:  # merge mode: several methods found this span; their agreement is its own evidence
+        methods = "+".join(agreed)
+        agree_keys = [f"agree|{e.label}|{methods}|{linked}", f"agree|{e.label}|{methods}"]
+    if e.method == "regex":
+        specific = [f"{base}|{e.details.get('rule', '?')}|{linked}", f"{base}|{linked}"]
+    elif e.method == "lexicon":
+        match = str(e.details.get("match", "exact"))
+        specific = [f"{base}|{match}|{_band(e.score)}", f"{base}|{match}"]
+    else:
+        n_tokens = int(e.details.get("n_tokens", len(e.surface.split())))
+        size = "1" if n_tokens <= 1 else ("2-3" if n_tokens <= 3 else "4+")
+        band = _ner_band(e.score)
+        specific = [f"{base}|{linked}|{band}|{size}", f"{base}|{linked}|{band}", f"{base}|{linked}"]
+    return [*agree_keys, *specific, base, e.method]
+
+
+@dataclass
+class Calibrator:
+    """Bucket -> (correct, total) counts; turns counts into smoothed precisions."""
+
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    fitted_on: str = ""
+
+    @classmethod
+    def load(cls, path: Path) -> Calibrator:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls({k: (int(v[0]), int(v[1])) for k, v in data["counts"].items()}, data.get("fitted_on", ""))
+
+    @classmethod
+    def load_default(cls) -> Calibrator | None:
+        return cls.load(DEFAULT_PATH) if DEFAULT_PATH.is_file() else None
+
+    def save(self, path: Path) -> None:
+        data = {"fitted_on": self.fitted_on, "prior_weight": PRIOR_WEIGHT,
+                "counts": {k: list(v) for k, v in sorted(self.counts.items())}}
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+    def add(self, e: Entity, correct: bool, *, only_agreement: bool = False) -> None:
+        keys = bucket_keys(e)
+        if only_agreement:
+            keys = [k for k in keys if k.startswith("agree|")]
+        for key in keys:
+            c, n = self.counts.get(key, (0, 0))
+            self.counts[key] = (c + int(correct), n + 1)
+
+    def probability(self, e: Entity) -> float | None:
+        keys = [k for k in bucket_keys(e) if k in self.counts]
+        if not keys:
+            return None
+        # walk from the most general bucket to the most specific, each one's precision the next one's prior
+        p: float | None = None
+        for key in reversed(keys):
+            c, n = self.counts[key]
+            if n == 0:
+                continue
+            p = c / n if p is None else (c + PRIOR_WEIGHT * p) / (n + PRIOR_WEIGHT)
+        return p
+
+    def calibrate(self, e: Entity) -> Entity:
+        p = self.probability(e)
+        if p is None:
+            return e
+        p = round(min(max(p, 0.0), 1.0), 4)
+        return e if p == e.confidence else e.with_(confidence=p)

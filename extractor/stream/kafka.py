@@ -1,0 +1,234 @@
+"""Kafka plumbing shared by the worker, the sink and the DLQ replay: client configs, stop flag, delivery
+tracking, batched polls and offset commits that survive rebalances.
+
+Nothing here knows what an entry or a document is; the loops in :mod:`extractor.stream.worker`,
+:mod:`extractor.stream.sink` and :mod:`extractor.stream.dlq` put these pieces together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from extractor.config import Settings
+from extractor.stream import metrics
+
+log = logging.getLogger(__name__)
+
+# commit errors after which the partitions belong to someone else: drop, the new owner redoes the work
+_COMMIT_GIVE_UP = {"REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "_ASSIGNMENT_LOST",
+                   "FENCED_INSTANCE_ID", "_STATE", "STALE_MEMBER_EPOCH", "UNKNOWN_TOPIC_OR_PART"}
+
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT (or by code); the loops check it between batches."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal: int | None = None
+
+    def install(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self.signal = signum
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+
+@dataclass
+class DeliveryTracker:
+    """Counts delivery reports; a batch may be committed only when ``failed == 0`` after a full flush."""
+
+    component: str
+    ok: int = 0
+    failed: int = 0
+    last_error: str | None = None
+
+    def reset(self) -> None:
+        self.ok = self.failed = 0
+        self.last_error = None
+
+    def __call__(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self.ok += 1
+        else:
+            self.failed += 1
+            self.last_error = str(err)
+            metrics.DELIVERY_ERRORS.labels(self.component).inc()
+
+
+def produce(producer: Any, topic: str, value: bytes | None, key: bytes | str | None,
+            headers: Sequence[tuple[str, bytes]] | None, on_delivery: Callable[[Any, Any], None]) -> None:
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=list(headers or ()), on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def flush_all(producer: Any, stop_log_s: float = 10.0) -> None:
+    """Flush until nothing is in flight. librdkafka retries until ``message.timeout.ms`` and then reports an
+    error, so this returns once every message has a delivery report — success or failure."""
+    t0 = time.monotonic()
+    warned = False
+    while producer.flush(1.0) > 0:
+        if not warned and time.monotonic() - t0 > stop_log_s:
+            log.warning("producer flush still waiting after %.0fs (broker unreachable?)", stop_log_s)
+            warned = True
+
+
+class _Rebalancing:
+    """Truthy result of :func:`commit_offsets` when the group generation moved on under the commit."""
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "REBALANCING"
+
+
+REBALANCING = _Rebalancing()
+
+
+def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], component: str,
+                   attempts: int = 6) -> bool | _Rebalancing:
+    """Synchronous commit of explicit offsets (next offset to read). True when committed, False if still
+    failing, :data:`REBALANCING` (truthy) when the commit was refused because the group is rebalancing.
+
+    REBALANCING does not mean the partitions are gone: with cooperative-sticky assignment a member usually
+    keeps them across the rebalance (a SIGKILLed peer, a new member), and nobody else will commit those
+    offsets. Callers that keep pending offsets should keep the ones of partitions still assigned and commit
+    them again later (:func:`still_assigned`); revoked / lost partitions are dropped by the callbacks."""
+    if not offsets:
+        return True
+    from confluent_kafka import KafkaException, TopicPartition
+
+    tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+    delay = 0.2
+    for attempt in range(attempts):
+        try:
+            result = consumer.commit(offsets=tps, asynchronous=False)
+            bad = [tp for tp in (result or []) if tp.error is not None]
+            if not bad:
+                metrics.COMMITS.labels(component, "ok").inc()
+                return True
+            raise KafkaException(bad[0].error)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            name = err.name() if hasattr(err, "name") else str(err)
+            if name in _COMMIT_GIVE_UP:
+                metrics.COMMITS.labels(component, "lost").inc()
+                log.warning("commit refused (%s): group rebalancing; offsets of partitions still assigned are "
+                            "committed again after it", name)
+                return REBALANCING
+            log.warning("commit failed (%s), attempt %d/%d", name, attempt + 1, attempts)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    metrics.COMMITS.labels(component, "failed").inc()
+    return False
+
+
+def still_assigned(consumer: Any, offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+    """The part of ``offsets`` whose partitions the consumer still holds (all of them if it cannot tell)."""
+    try:
+        mine = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+    except Exception as exc:  # closed consumer / fake without assignment(): keep everything, retried later
+        log.debug("assignment() failed: %s", exc)
+        return dict(offsets)
+    return {k: o for k, o in offsets.items() if k in mine}
+
+
+def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
+    conf = {
+        **settings.kafka_common(),
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "max.poll.interval.ms": 300_000,
+        "fetch.wait.max.ms": 50,
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+    conf.update(extra)
+    return conf
+
+
+def poll_batch(consumer: Any, batch_size: int, timeout: float) -> list[Any]:
+    """Wait up to ``timeout`` for the first record, then take what is already fetched (no extra wait), so a
+    quiet topic has low latency and a busy one gets full batches."""
+    first = consumer.consume(num_messages=1, timeout=timeout)
+    if not first:
+        return []
+    if batch_size > 1:
+        first.extend(consumer.consume(num_messages=batch_size - 1, timeout=0.005))
+    return first
+
+
+def batch_offsets(msgs: Iterable[Any]) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """(first offset, next offset) per partition of a batch."""
+    first: dict[tuple[str, int], int] = {}
+    nxt: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        if msg.error() is not None:
+            continue
+        k = (msg.topic(), msg.partition())
+        o = msg.offset()
+        if k not in first or o < first[k]:
+            first[k] = o
+        if o + 1 > nxt.get(k, -1):
+            nxt[k] = o + 1
+    return first, nxt
+
+
+def seek_back(consumer: Any, first: dict[tuple[str, int], int]) -> None:
+    from confluent_kafka import TopicPartition
+
+    for (t, p), o in first.items():
+        try:
+            consumer.seek(TopicPartition(t, p, o))
+        except Exception as exc:  # partition no longer ours: its new owner starts from the committed offset
+            log.warning("seek %s[%d] to %d failed: %s", t, p, o, exc)
+
+
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    conf = {
+        **settings.kafka_common(),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.producer_linger_ms,
+        "batch.num.messages": 10_000,
+        "compression.type": settings.compression_type,
+        "queue.buffering.max.messages": 200_000,
+    }
+    conf.update(extra)
+    return conf
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics-port", type=int, default=None, help="Prometheus port (0 = off)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--max-idle-s", type=float, default=None,
+                        help="exit after this many seconds without records (demo/bench); default: run forever")
+    parser.add_argument("--max-messages", type=int, default=None, help=argparse.SUPPRESS)

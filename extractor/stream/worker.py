@@ -1,0 +1,292 @@
+"""``python -m extractor work``: a consumer-group member that turns entries into enriched documents.
+
+The loop (one decision point per record, at-least-once):
+
+1. poll for the first record, then take whatever else is already fetched, up to ``batch_size``;
+2. decode + validate each value (``extractor.stream.messages.decode_entry``) — poison goes to the DLQ;
+3. run ``chain.extract_many`` on the batch's texts (batched NER);
+4. produce each resolved/partial document to processed-entries (key = entry id) and each unresolved entry to
+   the DLQ (original bytes, headers with reason/stage/versions/source coordinates);
+5. flush the producer and check that EVERY delivery report of the batch succeeded — only then commit the
+   batch's offsets synchronously. A failed delivery rewinds the consumer to the batch start instead (the
+   documents are idempotent by ``_id``, so the redo is harmless).
+
+SIGTERM/SIGINT only set a stop flag: the current batch finishes, is flushed and committed, then the consumer
+closes (leaving the group at once). Partitions being revoked get their finished offsets committed first.
+Entry text is never logged at INFO or above.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from extractor.config import Settings, load_settings
+from extractor.stream import messages as m
+from extractor.stream import metrics
+from extractor.stream.extraction import chain_versions, extract_isolating, load_chain
+from extractor.stream.kafka import (
+    REBALANCING,
+    DeliveryTracker,
+    StopFlag,
+    add_common_args,
+    batch_offsets,
+    commit_offsets,
+    consumer_config,
+    flush_all,
+    poll_batch,
+    produce,
+    producer_config,
+    seek_back,
+    still_assigned,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    consumed: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    redone_batches: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    component = "worker"
+
+    def __init__(self, settings: Settings, chain: Any, *, consumer: Any = None, producer: Any = None,
+                 stop: StopFlag | None = None, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.chain = chain
+        self.stop = stop if stop is not None else StopFlag()
+        self.stats = WorkerStats()
+        self.clock = clock
+        self.tracker = DeliveryTracker(self.component)
+        self._pending: dict[tuple[str, int], int] = {}  # processed + flushed, commit not yet acknowledged
+        self._batch_dlq: dict[tuple[str, str], int] = {}
+        self.extractor_version, self.lexicon_version = chain_versions(chain)
+        self.chain_version = str(getattr(chain, "version", "") or self.lexicon_version)
+        if consumer is None:
+            from confluent_kafka import Consumer
+
+            consumer = Consumer(consumer_config(settings, settings.group_id))
+        if producer is None:
+            from confluent_kafka import Producer
+
+            producer = Producer(producer_config(settings, **{"linger.ms": min(5, settings.producer_linger_ms)}))
+        self.consumer = consumer
+        self.producer = producer
+
+    # rebalance callbacks (run inside consume(), i.e. between batches)
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        mine = {k: o for k, o in self._pending.items() if k in keys}
+        log.info("revoked %s; committing %d finished partition offsets",
+                 [f"{tp.topic}[{tp.partition}]" for tp in partitions], len(mine))
+        if mine:
+            flush_all(self.producer)
+            commit_offsets(consumer, mine, self.component, attempts=3)
+        for k in keys:
+            self._pending.pop(k, None)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        log.warning("lost %s (not committing)", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+        for tp in partitions:
+            self._pending.pop((tp.topic, tp.partition), None)
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe([self.settings.input_topic], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    def _dead_letter(self, msg: Any, err: m.PoisonMessage | None, *, reason: str, stage: str,
+                     error_class: str, detail: str, entry_id: str | None) -> None:
+        headers = m.dlq_headers(
+            reason=reason, stage=stage, error_class=error_class, error=detail, original=msg.headers(),
+            entry_id=entry_id, source_topic=msg.topic(), source_partition=msg.partition(),
+            source_offset=msg.offset(), extractor_version=self.extractor_version,
+            lexicon_version=self.lexicon_version,
+        )
+        produce(self.producer, self.settings.dlq_topic, msg.value(), entry_id or msg.key(), headers, self.tracker)
+        self._batch_dlq[(stage, reason)] = self._batch_dlq.get((stage, reason), 0) + 1
+        log.debug("dead-lettered %s[%d]@%d reason=%s entry_id=%s", msg.topic(), msg.partition(), msg.offset(),
+                  reason, entry_id)
+
+    def process(self, msgs: list[Any]) -> bool:
+        """Process one batch end to end, commit included. False when the batch had to be redone."""
+        t0 = time.perf_counter()
+        self.tracker.reset()
+        self._batch_dlq = {}
+        good: list[tuple[Any, m.Entry]] = []
+        real = [msg for msg in msgs if msg.error() is None]
+        for msg in msgs:
+            if msg.error() is not None:
+                log.warning("consumer error: %s", msg.error())
+        for msg in real:
+            try:
+                good.append((msg, m.decode_entry(msg.value(), max_text_chars=self.settings.max_text_chars)))
+            except m.PoisonMessage as exc:
+                self._dead_letter(msg, exc, reason=exc.reason, stage=exc.stage, error_class=exc.error_class,
+                                  detail=exc.detail, entry_id=None)
+        results = extract_isolating(self.chain, [e.text for _, e in good]) if good else []
+        ok_results = []
+        n_processed = 0
+        for (msg, entry), result in zip(good, results, strict=True):
+            if isinstance(result, Exception):
+                self._dead_letter(msg, None, reason=m.R_EXTRACT_ERROR, stage=m.STAGE_EXTRACT,
+                                  error_class=type(result).__name__, detail="", entry_id=entry.entry_id)
+                continue
+            ok_results.append(result)
+            if result.status == "unresolved":
+                self._dead_letter(msg, None, reason=m.R_UNRESOLVED, stage=m.STAGE_EXTRACT,
+                                  error_class="Unresolved", detail=str(result.reason or "")[:100],
+                                  entry_id=entry.entry_id)
+                continue
+            doc = m.build_processed(
+                entry, result.to_dict(), extractor_version=self.extractor_version,
+                lexicon_version=self.lexicon_version, chain_version=self.chain_version,
+                kafka={"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()},
+            )
+            produced_at = _header(msg, m.H_PRODUCED_AT)
+            if produced_at and produced_at.isdigit():
+                doc["produced_at_ms"] = int(produced_at)
+            produce(self.producer, self.settings.processed_topic, m.encode_json(doc), entry.entry_id,
+                    None, self.tracker)
+            n_processed += 1
+        first, nxt = batch_offsets(real)
+        flush_all(self.producer)
+        self.stats.batches += 1
+        if self.tracker.failed:
+            # never commit past a record whose output is not durable: redo the whole batch
+            log.error("%d of %d deliveries failed (%s); rewinding %d partitions to redo the batch",
+                      self.tracker.failed, self.tracker.failed + self.tracker.ok, self.tracker.last_error,
+                      len(first))
+            self.stats.redone_batches += 1
+            seek_back(self.consumer, first)
+            self.stop.wait(1.0)
+            return False
+        # the batch's output is durable: count it
+        self.stats.consumed += len(real)
+        self.stats.processed += n_processed
+        metrics.ENTRIES.labels(self.component).inc(n_processed)
+        metrics.count_entities(ok_results)
+        for (stage, reason), n in self._batch_dlq.items():
+            self.stats.dead_lettered += n
+            self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + n
+            metrics.DEAD_LETTERED.labels(self.component, stage, reason).inc(n)
+        for k, o in nxt.items():
+            self._pending[k] = max(o, self._pending.get(k, 0))
+        self._commit_pending()
+        metrics.BATCH_SECONDS.labels(self.component).observe(time.perf_counter() - t0)
+        metrics.BATCH_SIZE.labels(self.component).observe(len(real))
+        log.debug("batch of %d done in %.3fs offsets=%s", len(real), time.perf_counter() - t0, nxt)
+        return True
+
+    def _commit_pending(self) -> None:
+        res = commit_offsets(self.consumer, self._pending, self.component)
+        if res is REBALANCING:  # keep what is still ours: committed by the next batch or idle poll
+            self._pending = still_assigned(self.consumer, self._pending)
+        elif res:
+            self._pending.clear()
+
+    def maybe_reload(self) -> None:
+        reload = getattr(self.chain, "reload_if_changed", None)
+        if reload is None:
+            return
+        try:
+            if reload():
+                self.extractor_version, self.lexicon_version = chain_versions(self.chain)
+                self.chain_version = str(getattr(self.chain, "version", "") or self.lexicon_version)
+                metrics.LEXICON_RELOADS.inc()
+                metrics.set_chain_info(self.extractor_version, self.lexicon_version)
+                log.info("lexicons reloaded: lexicon_version=%s", self.lexicon_version)
+        except Exception as exc:  # a broken lexicon edit must not stop the worker: keep the old chain
+            log.error("lexicon reload failed, keeping the current chain: %s", exc)
+
+    def run(self, *, max_idle_s: float | None = None, max_messages: int | None = None) -> WorkerStats:
+        self.subscribe()
+        metrics.set_chain_info(self.extractor_version, self.lexicon_version)
+        last_msg = last_reload = last_report = self.clock()
+        reported = 0
+        try:
+            while not self.stop:
+                msgs = poll_batch(self.consumer, self.settings.batch_size, self.settings.poll_timeout_s)
+                now = self.clock()
+                if msgs:
+                    last_msg = now
+                    self.process(msgs)
+                elif self._pending:
+                    self._commit_pending()
+                if self.settings.lexicon_reload_s and now - last_reload >= self.settings.lexicon_reload_s:
+                    last_reload = now
+                    self.maybe_reload()
+                if now - last_report >= 10:
+                    lags = metrics.update_lag(self.consumer, self.component)
+                    log.info("progress consumed=%d processed=%d dead_lettered=%d (+%d) lag=%d",
+                             self.stats.consumed, self.stats.processed, self.stats.dead_lettered,
+                             self.stats.consumed - reported, sum(lags.values()))
+                    reported = self.stats.consumed
+                    last_report = now
+                if max_idle_s is not None and now - last_msg >= max_idle_s:
+                    log.info("idle for %.1fs, stopping", max_idle_s)
+                    break
+                if max_messages is not None and self.stats.consumed >= max_messages:
+                    break
+        finally:
+            self.close()
+        return self.stats
+
+    def close(self) -> None:
+        flush_all(self.producer)
+        if self._pending:
+            commit_offsets(self.consumer, self._pending, self.component, attempts=10)
+            self._pending.clear()
+        try:
+            self.consumer.close()
+        except Exception as exc:  # already closed
+            log.debug("consumer close: %s", exc)
+        log.info("worker stopped consumed=%d processed=%d dead_lettered=%d reasons=%s redone_batches=%d",
+                 self.stats.consumed, self.stats.processed, self.stats.dead_lettered,
+                 json.dumps(self.stats.reasons, sort_keys=True), self.stats.redone_batches)
+
+
+def _header(msg: Any, name: str) -> str | None:
+    for k, v in msg.headers() or ():
+        if k == name:
+            return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+    return None
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    add_common_args(parser)
+    parser.add_argument("--group-id", default=None)
+    parser.add_argument("--input-topic", default=None)
+    parser.add_argument("--processed-topic", default=None)
+    parser.add_argument("--dlq-topic", default=None)
+    parser.add_argument("--chain-factory", default=None, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, metrics_port=args.metrics_port, batch_size=args.batch_size,
+                             group_id=args.group_id, input_topic=args.input_topic,
+                             processed_topic=args.processed_topic, dlq_topic=args.dlq_topic)
+    log.info("worker settings %s", json.dumps(settings.redacted(), sort_keys=True))
+    stop = StopFlag().install()
+    metrics.serve(settings.metrics_port)
+    t0 = time.monotonic()
+    chain = load_chain(settings, args.chain_factory)
+    ev, lv = chain_versions(chain)
+    log.info("chain loaded in %.1fs extractor_version=%s lexicon_version=%s", time.monotonic() - t0, ev, lv)
+    worker = Worker(settings, chain, stop=stop)
+    worker.run(max_idle_s=args.max_idle_s, max_messages=args.max_messages)
+    return 0

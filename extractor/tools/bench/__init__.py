@@ -1,0 +1,37 @@
+"""``python -m extractor bench chain|pipeline``: benchmarks that print figures (never timed tests).
+
+One module per benchmark: :mod:`extractor.tools.bench.chain` (the chain alone, in one process) and
+:mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB); both print with
+:func:`extractor.tools.bench.report.report`. Each is imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    from extractor.tools.bench.chain import configure_chain_parser, run_chain_bench
+
+    sub = p.add_subparsers(dest="bench", metavar="WHAT", required=True)
+    c = sub.add_parser("chain", help="throughput of each stage and the whole chain, load time, RSS, index speedup")
+    configure_chain_parser(c)
+    c.set_defaults(_bench=run_chain_bench)
+    pp = sub.add_parser("pipeline", help="end-to-end throughput and latency through Kafka and MongoDB")
+    try:
+        from extractor.tools.bench.pipeline import configure_pipeline_parser, run_pipeline_bench
+
+        configure_pipeline_parser(pp)
+        pp.set_defaults(_bench=run_pipeline_bench)
+    except ImportError as exc:  # the module is optional for `bench chain`
+        pp.set_defaults(_bench=lambda a, exc=exc: _missing(exc))
+
+
+def _missing(exc: Exception) -> int:
+    print(f"error: bench pipeline unavailable: {exc}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._bench(args) or 0)

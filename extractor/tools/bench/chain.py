@@ -1,0 +1,109 @@
+"""``python -m extractor bench chain``: the chain's speed and memory, in one process and one run.
+
+Measured together, so the ratios are fair on a noisy shared machine: load time and peak RSS of the chain
+(lexicons + index + NER model); entries/s of each stage and of the whole chain on short clinical-style entries
+and on a mixed corpus (those plus BC5CDR dev sentences); the NER-only pipeline (the model on every entry) and the
+chain's ratio to it; the lexicon's fuzzy index against brute-force ``rapidfuzz.process.extractOne`` over all terms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from extractor.config import REPO_ROOT
+from extractor.tools.bench.report import report
+
+DEV_CSV = REPO_ROOT.parent / "shared" / "data" / "train" / "bc5cdr_dev.csv"
+
+
+def configure_chain_parser(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    c.add_argument("--entries", type=int, default=10_000, help="short clinical-style entries to run (default 10000)")
+    c.add_argument("--dev-csv", type=Path, default=DEV_CSV, help="BC5CDR dev CSV for the mixed corpus")
+    c.add_argument("--queries", type=int, default=300, help="fuzzy queries for the index-vs-brute-force check")
+    c.add_argument("--mode", choices=("cascade", "merge"), default=None)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _rate(fn: Callable[[Sequence[str]], Any], texts: Sequence[str], batch: int = 512) -> float:
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        fn(texts[i : i + batch])
+    return len(texts) / max(time.perf_counter() - t0, 1e-9)
+
+
+def _clinical_entries(n: int) -> list[str]:
+    from extractor.tools.generate import generate
+
+    return [row["medical_entry"] for row in generate(n, seed=2024)]
+
+
+def _dev_sentences(path: Path, limit: int) -> list[str]:
+    import csv
+
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [row["text"] for _, row in zip(range(limit), csv.DictReader(fh), strict=False)]
+
+
+def run_chain_bench(args: argparse.Namespace) -> int:
+    rss0 = _rss_mb()
+    t0 = time.perf_counter()
+    from extractor.chain import Chain
+    from extractor.config import load_settings
+
+    settings = load_settings(args.config, chain_mode=args.mode)
+    chain = Chain.from_settings(settings)
+    load_s = time.perf_counter() - t0
+    rss_loaded = _rss_mb()
+    print(f"loaded chain {chain.version} in {load_s:.2f} s, RSS {rss_loaded:.0f} MB (before: {rss0:.0f} MB)")
+
+    clinical = _clinical_entries(args.entries)
+    dev = _dev_sentences(args.dev_csv, len(clinical) // 2)
+    mixed = clinical[: len(clinical) // 2] + dev
+    print(f"corpus: {len(clinical)} clinical-style entries; mixed: {len(mixed)} ({len(dev)} BC5CDR dev sentences)")
+
+    chain.extract_many(clinical[:200])  # warm-up: first-call allocations, lazy tables
+    figures: dict[str, Any] = {"version": chain.version, "mode": chain.mode, "load_s": round(load_s, 2)}
+    for stage in chain.stages:
+        figures[f"stage_{stage.method}_entries_per_s"] = round(_rate(stage.extract_many, clinical))
+    figures["chain_entries_per_s"] = round(_rate(chain.extract_many, clinical))
+    figures["chain_mixed_entries_per_s"] = round(_rate(chain.extract_many, mixed))
+    ner = next((s for s in chain.stages if s.method == "ner"), None)
+    if ner is not None:
+        figures["ner_only_entries_per_s"] = round(_rate(ner.extract_many, clinical))
+        figures["ner_only_mixed_entries_per_s"] = round(_rate(ner.extract_many, mixed))
+        ner_rate = max(figures["ner_only_entries_per_s"], 1)
+        figures["chain_vs_ner_only"] = round(figures["chain_entries_per_s"] / ner_rate, 2)
+        figures["chain_vs_ner_only_mixed"] = round(
+            figures["chain_mixed_entries_per_s"] / max(figures["ner_only_mixed_entries_per_s"], 1), 2
+        )
+        results = chain.extract_many(clinical)
+        figures["ner_share_clinical"] = round(sum("ner" in r.stages_run for r in results) / len(results), 3)
+    lex = next((s for s in chain.stages if s.method == "lexicon"), None)
+    if lex is not None:
+        from extractor.chain.lexicon_index import bench_index
+
+        lexicon = getattr(lex, "lexicon")  # noqa: B009 - LexiconStage attribute, not on the Stage protocol
+        idx = bench_index(lexicon, args.queries) if _accepts_count(bench_index) else bench_index(lexicon)
+        figures["lexicon_index"] = idx
+        figures["lexicon_index_speedup"] = idx.get("speedup")
+        figures["lexicon_index_identical"] = idx.get("identical_fraction", idx.get("identical"))
+    figures["peak_rss_mb"] = round(_rss_mb())
+    figures["loaded_rss_mb"] = round(rss_loaded)
+    return report(figures, args.json)
+
+
+def _accepts_count(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    return len(inspect.signature(fn).parameters) >= 2

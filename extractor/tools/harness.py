@@ -1,0 +1,245 @@
+"""The pipeline's processes under one roof: workers and sinks as subprocesses of one isolated pipeline, and the
+checks on its outcome (consumer groups caught up, reconciliation produced = documents + dead-lettered).
+
+Used by ``make demo``, ``bench pipeline`` and the integration tests; settings travel to the subprocesses as
+``EXTRACTOR_*`` variables (:func:`subprocess_env`), so each run can have its own topics, groups and collection
+(:func:`isolated_settings`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from extractor.config import REPO_ROOT, Settings, load_settings
+from extractor.stream import messages as m
+
+log = logging.getLogger(__name__)
+
+# settings that name the pipeline's Kafka/Mongo resources; passed to subprocesses as EXTRACTOR_* variables
+RESOURCE_FIELDS = ("bootstrap_servers", "input_topic", "processed_topic", "dlq_topic", "group_id",
+                   "sink_group_id", "mongo_database", "mongo_collection", "batch_size", "poll_timeout_s",
+                   "lexicon_dir", "input_partitions", "lexicon_reload_s", "dlq_replay_group_id")
+
+
+def isolated_settings(prefix: str | None = None, **overrides: Any) -> Settings:
+    """Settings whose topics, groups and collection all carry ``prefix`` (fresh when None)."""
+    prefix = prefix or f"run-{uuid.uuid4().hex[:8]}"
+    names = dict(input_topic=f"{prefix}-entries", processed_topic=f"{prefix}-processed",
+                 dlq_topic=f"{prefix}-dlq", group_id=f"{prefix}-workers", sink_group_id=f"{prefix}-sink",
+                 mongo_collection=prefix.replace("-", "_"))
+    names.update(overrides)
+    return load_settings(**names)
+
+
+def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXTRACTOR_")}
+    for name in RESOURCE_FIELDS:
+        v = getattr(settings, name)
+        if v is not None:
+            env[f"EXTRACTOR_{name.upper()}"] = str(v)
+    env["EXTRACTOR_MONGO_URI"] = settings.mongo_uri.get_secret_value()
+    env.update(extra)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+@dataclass
+class Pipeline:
+    """Workers and sinks as subprocesses of one isolated pipeline, plus the checks on its outcome."""
+
+    settings: Settings
+    log_dir: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, kind: str, name: str | None = None, *args: str, env: dict[str, str] | None = None
+              ) -> subprocess.Popen:
+        name = name or f"{kind}-{len([n for n in self.procs if n.startswith(kind)]) + 1}"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        cmd = [sys.executable, "-m", "extractor", kind, *args]
+        p = subprocess.Popen(cmd, env={**subprocess_env(self.settings), **(env or {})}, stdout=out,
+                             stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
+        self.procs[name] = p
+        return p
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+        p = self.procs.pop(name)
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+        return p.returncode
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def log_text(self, name: str) -> str:
+        p = self.log_dir / f"{name}.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    # --- progress ------------------------------------------------------------------------------------
+    def group_lag(self, group: str, topic: str) -> int | None:
+        """Sum over partitions of (high watermark - committed offset); None when the topic is unknown."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({**self.settings.kafka_common(), "group.id": group, "enable.auto.commit": False})
+        try:
+            md = c.list_topics(topic, timeout=10).topics.get(topic)
+            if md is None or md.error is not None:
+                return None
+            tps = [TopicPartition(topic, p) for p in md.partitions]
+            committed = {tp.partition: tp.offset for tp in c.committed(tps, timeout=10)}
+            lag = 0
+            for tp in tps:
+                _low, high = watermarks(c, tp)
+                done = committed.get(tp.partition, -1)
+                lag += high - (done if done >= 0 else 0)
+            return lag
+        finally:
+            c.close()
+
+    def wait_caught_up(self, timeout_s: float = 300, sink: bool = True, poll_s: float = 0.5) -> float:
+        """Wait until the workers and (optionally) the sink committed everything; returns the seconds waited."""
+        s = self.settings
+        t0 = time.monotonic()
+        while True:
+            try:
+                lw = self.group_lag(s.group_id, s.input_topic)
+                ls = self.group_lag(s.sink_group_id, s.processed_topic) if sink else 0
+            except Exception as exc:  # broker restarting
+                log.debug("lag check failed: %s", exc)
+                lw = ls = None
+            if lw == 0 and ls == 0:
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(f"pipeline not caught up after {timeout_s:.0f}s (worker lag {lw}, sink lag {ls})")
+            time.sleep(poll_s)
+
+    # --- outcome -------------------------------------------------------------------------------------
+    def collection(self) -> Any:
+        from pymongo import MongoClient
+
+        client: Any = MongoClient(self.settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000)
+        return client[self.settings.mongo_database][self.settings.mongo_collection]
+
+    def dlq_records(self, start: dict[int, int] | None = None) -> list[tuple[dict[str, str], bytes]]:
+        """Every DLQ record (headers, value) from ``start`` offsets (default: the beginning) to the end now."""
+        return read_topic(self.settings, self.settings.dlq_topic, start)
+
+    def dlq_end_offsets(self) -> dict[int, int]:
+        return end_offsets(self.settings, self.settings.dlq_topic)
+
+    def reconcile(self, produced_ids: Iterable[str], dlq_start: dict[int, int] | None = None) -> dict[str, Any]:
+        """Where each produced entry ended: documents, DLQ, both or neither (lost)."""
+        ids = set(produced_ids)
+        coll = self.collection()
+        in_mongo: set[str] = set()
+        id_list = sorted(ids)
+        for i in range(0, len(id_list), 5000):
+            in_mongo.update(d["_id"] for d in coll.find({"_id": {"$in": id_list[i:i + 5000]}}, {"_id": 1}))
+        dlq = self.dlq_records(dlq_start)
+        dlq_ids = {h.get(m.H_ENTRY_ID) for h, _ in dlq if h.get(m.H_ENTRY_ID)} & ids
+        reasons: dict[str, int] = {}
+        for h, _ in dlq:
+            reasons[h.get(m.H_REASON, "?")] = reasons.get(h.get(m.H_REASON, "?"), 0) + 1
+        return {
+            "produced": len(ids),
+            "documents": len(in_mongo),
+            "dead_lettered_entries": len(dlq_ids - in_mongo),
+            "in_both": len(dlq_ids & in_mongo),
+            "lost": sorted(ids - in_mongo - dlq_ids),
+            "dlq_records": len(dlq),
+            "dlq_reasons": reasons,
+            "collection_count": coll.count_documents({}),
+        }
+
+
+def watermarks(consumer: Any, tp: Any, attempts: int = 40) -> tuple[int, int]:
+    """get_watermark_offsets, retried while a fresh or restarting partition has no leader yet."""
+    from confluent_kafka import KafkaException
+
+    for i in range(attempts):
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=10)
+        except KafkaException:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({**settings.kafka_common(), "group.id": f"probe-{uuid.uuid4().hex[:8]}"})
+    try:
+        md = c.list_topics(topic, timeout=10).topics.get(topic)
+        if md is None or md.error is not None:
+            return {}
+        return {p: watermarks(c, TopicPartition(topic, p))[1] for p in md.partitions}
+    finally:
+        c.close()
+
+
+def read_topic(settings: Settings, topic: str, start: dict[int, int] | None = None
+               ) -> list[tuple[dict[str, str], bytes]]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    end = end_offsets(settings, topic)
+    start = start or {}
+    todo = {p: (start.get(p, 0), e) for p, e in end.items() if start.get(p, 0) < e}
+    if not todo:
+        return []
+    c = Consumer({**settings.kafka_common(), "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    out = []
+    try:
+        c.assign([TopicPartition(topic, p, s) for p, (s, _e) in todo.items()])
+        remaining = dict(todo)
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            for msg in c.consume(1000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                p = msg.partition()
+                if p in remaining and msg.offset() < remaining[p][1]:
+                    out.append((m.headers_dict(msg.headers()), msg.value() or b""))
+                    if msg.offset() >= remaining[p][1] - 1:
+                        remaining.pop(p)
+        return out
+    finally:
+        c.close()
+
+
+def servers_reachable(settings: Settings) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient(settings.kafka_common()).list_topics(timeout=3)
+        return True
+    except Exception:
+        return False
+
+
+def ensure_servers(settings: Settings) -> None:
+    if servers_reachable(settings):
+        return
+    print("servers not reachable; running `python -m services up` ...", flush=True)
+    from services import manager
+    from services.config import ServiceConfig
+
+    manager.up(ServiceConfig.from_env())

@@ -1,0 +1,170 @@
+"""The wire format: entry ids, timestamps, decoding/validation of input messages, documents, DLQ headers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extractor.stream import messages as m
+
+
+def test_entry_id_is_deterministic_and_sensitive():
+    a = m.compute_entry_id("p1", "2024-01-01T12:00:00Z", "signs of flu")
+    assert a == m.compute_entry_id("p1", "2024-01-01T12:00:00Z", "signs of flu")
+    assert len(a) == 32 and all(c in "0123456789abcdef" for c in a)
+    assert a != m.compute_entry_id("p2", "2024-01-01T12:00:00Z", "signs of flu")
+    assert a != m.compute_entry_id("p1", "2024-01-01T12:00:01Z", "signs of flu")
+    assert a != m.compute_entry_id("p1", "2024-01-01T12:00:00Z", "signs of flux")
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("2024-01-01 12:00", "2024-01-01T12:00:00Z"),
+    ("2024-01-01T12:00:00Z", "2024-01-01T12:00:00Z"),
+    ("2024-01-01T14:00:00+02:00", "2024-01-01T12:00:00Z"),
+    ("2024-01-01", "2024-01-01T00:00:00Z"),
+    (" 2024/01/31 08:15 ", "2024-01-31T08:15:00Z"),
+    ("2024-01-01T12:00:00.250", "2024-01-01T12:00:00.250000Z"),
+])
+def test_normalize_timestamp(raw, expected):
+    assert m.normalize_timestamp(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "yesterday", "2024-13-01", "31/31/2024", "12:00"])
+def test_bad_timestamp(raw):
+    with pytest.raises(ValueError) as exc:
+        m.normalize_timestamp(raw)
+    assert raw.strip() == "" or raw not in str(exc.value)  # never echo the value
+
+
+def test_build_entry_and_round_trip():
+    e = m.build_entry(" p7 ", " Patient shows signs of flu. ", "2024-01-01 12:00", "a.csv", 2)
+    assert e.patient_id == "p7" and e.text == "Patient shows signs of flu."
+    assert e.entry_id == m.compute_entry_id("p7", "2024-01-01T12:00:00Z", e.text)
+    back = m.decode_entry(m.encode_entry(e))
+    assert (back.entry_id, back.text, back.patient_id, back.timestamp, back.source) == (
+        e.entry_id, e.text, "p7", "2024-01-01T12:00:00Z", {"file": "a.csv", "row": 2})
+    assert back.input_format == "json"
+    assert m.schema_errors(e.to_message()) == []
+
+
+@pytest.mark.parametrize("pid,text,ts,reason", [
+    ("p", "  ", "2024-01-01", m.R_MISSING_TEXT),
+    ("", "x", "2024-01-01", m.R_MISSING_PATIENT_ID),
+    ("p", "x", "soon", m.R_BAD_TIMESTAMP),
+])
+def test_build_entry_rejects(pid, text, ts, reason):
+    with pytest.raises(m.PoisonMessage) as exc:
+        m.build_entry(pid, text, ts)
+    assert exc.value.reason == reason and exc.value.stage == m.STAGE_PRODUCE
+
+
+SECRET = "Jane Roe has signs of leprosy"
+
+
+@pytest.mark.parametrize("value,reason,stage", [
+    (b"\xff\xfe{bad", m.R_UNDECODABLE, m.STAGE_DECODE),
+    (b'{"entry_id": "abc"', m.R_NOT_JSON, m.STAGE_DECODE),
+    (json.dumps({"entry_id": "0" * 32, "patient_id": "p", "timestamp": "2024-01-01T00:00:00Z",
+                 "schema_version": 1}).encode(), m.R_SCHEMA, m.STAGE_VALIDATE),
+    (json.dumps({"entry_id": "0" * 32, "patient_id": "p", "text": "   ", "timestamp": "2024-01-01T00:00:00Z",
+                 "schema_version": 1}).encode(), m.R_EMPTY_TEXT, m.STAGE_VALIDATE),
+    (json.dumps({"entry_id": "0" * 32, "patient_id": "p", "text": SECRET, "timestamp": "yesterday",
+                 "schema_version": 1}).encode(), m.R_SCHEMA, m.STAGE_VALIDATE),
+    (json.dumps({"entry_id": "0" * 32, "patient_id": 5, "text": SECRET, "timestamp": "2024-01-01T00:00:00Z",
+                 "schema_version": 1}).encode(), m.R_SCHEMA, m.STAGE_VALIDATE),
+    (b"   ", m.R_EMPTY_TEXT, m.STAGE_VALIDATE),
+    (None, m.R_EMPTY_TEXT, m.STAGE_DECODE),
+])
+def test_poison(value, reason, stage):
+    with pytest.raises(m.PoisonMessage) as exc:
+        m.decode_entry(value)
+    assert exc.value.reason == reason and exc.value.stage == stage
+    assert reason in m.REASONS
+    assert "Jane" not in str(exc.value) and "leprosy" not in exc.value.detail
+
+
+def test_too_long():
+    with pytest.raises(m.PoisonMessage) as exc:
+        m.decode_entry(b"x" * 50, max_text_chars=10)
+    assert exc.value.reason == m.R_TOO_LONG
+
+
+def test_plain_text_reference_row_gets_same_id_as_json():
+    e = m.decode_entry(b"1,Patient shows signs of flu. Prescribed ibuprofen.,2024-01-01 12:00")
+    assert e.input_format == "text" and e.patient_id == "1" and e.timestamp == "2024-01-01T12:00:00Z"
+    assert e.text == "Patient shows signs of flu. Prescribed ibuprofen."
+    j = m.build_entry("1", "Patient shows signs of flu. Prescribed ibuprofen.", "2024-01-01 12:00")
+    assert e.entry_id == j.entry_id
+
+
+def test_plain_text_free():
+    e = m.decode_entry("Fièvre, signs of flu".encode())
+    assert e.text == "Fièvre, signs of flu" and e.patient_id is None
+    assert e.entry_id == m.compute_entry_id(None, None, e.text)
+    assert m.decode_entry("Fièvre, signs of flu".encode()).entry_id == e.entry_id
+
+
+def test_build_processed_is_ferretdb_safe_and_valid():
+    e = m.build_entry("p", "signs of flu", "2024-01-01")
+    result = {
+        "illness": "influenza", "medicine": None, "status": "partial", "reason": "no medicine",
+        "stages_run": ["regex"],
+        "illnesses": [{"text": "flu", "start": 9, "end": 12, "label": "ILLNESS", "method": "regex",
+                       "source": "r1", "confidence": 0.9, "canonical": "influenza", "code": "J11.1",
+                       "code_system": "ICD-10-CM", "negated": False, "hypothetical": False,
+                       "score": float("nan"), "details": {"a.b": 1, "$x": [[1, 2]]}}],
+        "medicines": [],
+    }
+    doc = m.build_processed(e, result, extractor_version="0.1.0", lexicon_version="abc", chain_version="c",
+                            kafka={"topic": "t", "partition": 0, "offset": 5})
+    assert doc["_id"] == e.entry_id == doc["entry_id"]
+    ent = doc["illnesses"][0]
+    assert ent["details"] == {"a_b": 1, "_x": ["[1, 2]"]}
+    assert ent["score"] is None
+    assert m.schema_errors(doc, "processed.schema.json") == []
+    m.encode_json(doc)  # no NaN
+
+
+def test_dlq_headers_keep_original_and_replace_old_dlq_headers():
+    original = [("schema_version", b"1"), ("reason", b"unresolved"), ("replay_count", b"0")]
+    h = m.dlq_headers(reason="unresolved", stage="extract", error_class="Unresolved", original=original,
+                      entry_id="e1", source_topic="t", source_partition=2, source_offset=9, replay_count=1,
+                      replay_of="0:3")
+    d = m.headers_dict(h)
+    assert [k for k, _ in h].count("reason") == 1
+    assert d["schema_version"] == "1" and d["replay_count"] == "1" and d["source_partition"] == "2"
+    assert d["replay_of"] == "0:3" and d["entry_id"] == "e1" and d["stage"] == "extract"
+
+
+def test_entry_without_source_is_schema_valid() -> None:
+    from extractor.stream.messages import build_entry, schema_errors
+
+    entry = build_entry("P1", "Prescribed ibuprofen.", "2024-01-01 12:00")
+    assert "source" not in entry.to_message()
+    assert schema_errors(entry.to_message()) == []
+
+
+def test_fast_validator_agrees_with_jsonschema() -> None:
+    """The hot path (fastjsonschema) and the error walk (jsonschema) must judge every entry alike."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from extractor.stream.messages import _fast_validator, _validator
+
+    value = st.one_of(st.none(), st.integers(-2, 3), st.text(max_size=40), st.just("0" * 32),
+                      st.just("2024-01-01T12:00:00Z"), st.dictionaries(st.sampled_from(["file", "row"]),
+                                                                        st.one_of(st.integers(-1, 3), st.text())))
+    keys = st.sampled_from(["entry_id", "patient_id", "text", "timestamp", "schema_version", "source", "x"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.dictionaries(keys, value))
+    def check(doc: dict) -> None:
+        fast_ok = True
+        try:
+            _fast_validator("entry.schema.json")(doc)
+        except Exception:  # noqa: BLE001 - fastjsonschema.JsonSchemaException
+            fast_ok = False
+        assert fast_ok == _validator("entry.schema.json").is_valid(doc)
+
+    check()

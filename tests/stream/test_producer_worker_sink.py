@@ -1,0 +1,249 @@
+"""Worker and sink decision logic with in-memory Kafka/Mongo fakes: routing, commit-after-flush, redo on
+delivery failure, retry while MongoDB is down. (Named test_producer_* to sit with the pipeline unit tests.)"""
+
+from __future__ import annotations
+
+import json
+
+from extractor.chain.model import Entity, ExtractionResult
+from extractor.config import Settings
+from extractor.stream import messages as m
+from extractor.stream.sink import Sink
+from extractor.stream.worker import StopFlag, Worker
+
+
+class Msg:
+    def __init__(self, value, offset, partition=0, topic="in", key=None, headers=None):
+        self._v, self._o, self._p, self._t, self._k, self._h = value, offset, partition, topic, key, headers
+
+    def value(self):
+        return self._v
+
+    def offset(self):
+        return self._o
+
+    def partition(self):
+        return self._p
+
+    def topic(self):
+        return self._t
+
+    def key(self):
+        return self._k
+
+    def headers(self):
+        return self._h
+
+    def error(self):
+        return None
+
+
+class FakeConsumer:
+    def __init__(self, msgs):
+        self.msgs = list(msgs)
+        self.commits = []
+        self.seeks = []
+
+    def subscribe(self, topics, **kw):
+        self.topics = topics
+
+    def consume(self, num_messages=1, timeout=0):
+        out, self.msgs = self.msgs[:num_messages], self.msgs[num_messages:]
+        return out
+
+    def commit(self, offsets=None, asynchronous=True):
+        assert asynchronous is False
+        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        return offsets
+
+    def seek(self, tp):
+        self.seeks.append((tp.topic, tp.partition, tp.offset))
+
+    def assignment(self):
+        return []
+
+    def close(self):
+        pass
+
+
+class FakeProducer:
+    def __init__(self, fail_first_flush=False):
+        self.sent, self.pending, self.fail = [], [], fail_first_flush
+        self.log = []
+
+    def produce(self, topic, value=None, key=None, headers=None, on_delivery=None):
+        self.pending.append(({"topic": topic, "value": value, "key": key, "headers": m.headers_dict(headers)},
+                             on_delivery))
+        self.log.append("produce")
+
+    def poll(self, _t=0):
+        return 0
+
+    def flush(self, _t=None):
+        for rec, cb in self.pending:
+            if self.fail:
+                cb("broker down", None)
+            else:
+                self.sent.append(rec)
+                cb(None, None)
+        self.pending.clear()
+        self.fail = False
+        self.log.append("flush")
+        return 0
+
+
+class FakeChain:
+    version = "fake+lex-1"
+    lexicon_version = "lex-1"
+
+    def __init__(self):
+        self.reloads = 0
+
+    def extract_many(self, texts):
+        out = []
+        for t in texts:
+            if "BOOM" in t:
+                raise RuntimeError("chain broke")
+            ill = [Entity("flu", t.index("flu"), t.index("flu") + 3, "ILLNESS", "regex", "r1", 0.9,
+                          canonical="influenza", code="J11.1", code_system="ICD-10-CM")] if "flu" in t else []
+            out.append(ExtractionResult(ill, [], "partial" if ill else "unresolved",
+                                        None if ill else "nothing found", ("regex",)))
+        return out
+
+    def reload_if_changed(self):
+        self.reloads += 1
+        return False
+
+
+def entry_bytes(pid, text):
+    return m.encode_entry(m.build_entry(pid, text, "2024-01-01", "f.csv", 2))
+
+
+def make_worker(msgs, **pkw):
+    s = Settings(input_topic="in", processed_topic="out", dlq_topic="dlq", batch_size=10, lexicon_reload_s=0)
+    consumer, producer = FakeConsumer(msgs), FakeProducer(**pkw)
+    return Worker(s, FakeChain(), consumer=consumer, producer=producer), consumer, producer
+
+
+def test_worker_routes_and_commits_after_flush():
+    msgs = [
+        Msg(entry_bytes("p1", "signs of flu"), 0, headers=[("produced_at", b"1700000000000")]),
+        Msg(entry_bytes("p2", "nothing here"), 1),
+        Msg(b"\xff\xfe", 2),
+        Msg(b'{"broken', 3),
+        Msg(b"1,plain signs of flu,2024-01-01 12:00", 4),
+        Msg(entry_bytes("p3", "BOOM flu"), 5),
+    ]
+    w, consumer, producer = make_worker(msgs)
+    w.run(max_messages=6)
+    out = [r for r in producer.sent if r["topic"] == "out"]
+    dlq = [r for r in producer.sent if r["topic"] == "dlq"]
+    assert len(out) == 2
+    doc = json.loads(out[0]["value"])
+    assert doc["_id"] == doc["entry_id"] == out[0]["key"]
+    assert doc["illness"] == "influenza" and doc["lexicon_version"] == "lex-1"
+    assert doc["produced_at_ms"] == 1700000000000 and doc["kafka"] == {"topic": "in", "partition": 0, "offset": 0}
+    assert json.loads(out[1]["value"])["input_format"] == "text"
+    reasons = {r["headers"]["source_offset"]: r["headers"]["reason"] for r in dlq}
+    assert reasons == {"1": "unresolved", "2": "undecodable", "3": "not_json", "5": "extract_error"}
+    by_off = {r["headers"]["source_offset"]: r for r in dlq}
+    assert by_off["2"]["value"] == b"\xff\xfe"  # original bytes unchanged
+    assert by_off["1"]["headers"]["stage"] == "extract" and by_off["1"]["headers"]["lexicon_version"] == "lex-1"
+    assert by_off["5"]["headers"]["error_class"] == "RuntimeError"
+    assert by_off["1"]["key"] == by_off["1"]["headers"]["entry_id"]
+    # committed exactly once per batch, after the flush
+    assert consumer.commits[-1] == {("in", 0): 6}
+    assert producer.log.index("flush") < len(producer.log)
+    assert w.stats.processed == 2 and w.stats.dead_lettered == 4
+
+
+def test_worker_redoes_batch_when_a_delivery_fails():
+    msgs = [Msg(entry_bytes("p1", "signs of flu"), 10), Msg(entry_bytes("p2", "flu again"), 11, partition=1)]
+    w, consumer, producer = make_worker(msgs, fail_first_flush=True)
+    w.stop.wait = lambda s: False  # no sleeping in tests
+    assert w.process(list(msgs)) is False
+    assert consumer.commits == [] and sorted(consumer.seeks) == [("in", 0, 10), ("in", 1, 11)]
+    assert w.process(list(msgs)) is True
+    assert consumer.commits == [{("in", 0): 11, ("in", 1): 12}]
+    assert w.stats.processed == 2
+
+
+class FakeCollection:
+    def __init__(self, failures=0, exc=None):
+        self.docs, self.failures, self.calls, self.exc = {}, failures, 0, exc
+
+    def _maybe_fail(self):
+        from pymongo.errors import AutoReconnect
+
+        self.calls += 1
+        if self.failures:
+            self.failures -= 1
+            raise self.exc or AutoReconnect("down")
+
+    def insert_many(self, docs, ordered=True):
+        from pymongo.errors import BulkWriteError
+
+        self._maybe_fail()
+        errors = []
+        for i, d in enumerate(docs):
+            if d["_id"] in self.docs:
+                errors.append({"index": i, "code": 11000})
+            else:
+                self.docs[d["_id"]] = dict(d)
+        if errors:
+            raise BulkWriteError({"writeErrors": errors})
+
+    def bulk_write(self, ops, ordered=True):
+        self._maybe_fail()
+        for op in ops:
+            self.docs[op._filter["_id"]] = op._doc
+
+    def create_index(self, key, name=None):
+        pass
+
+
+def test_sink_retries_then_commits_and_dedupes():
+    docs = [{"_id": "a", "v": 1}, {"_id": "b", "v": 1}, {"_id": "a", "v": 2}]
+    msgs = [Msg(json.dumps(d).encode(), i, topic="out") for i, d in enumerate(docs)]
+    consumer, coll = FakeConsumer(msgs), FakeCollection(failures=3)
+    s = Settings(processed_topic="out", batch_size=10, sink_max_backoff_s=0.01)
+    sink = Sink(s, consumer=consumer, collection=coll, producer=FakeProducer())
+    assert sink.process(list(msgs))
+    assert coll.calls == 4 and coll.docs["a"]["v"] == 2 and len(coll.docs) == 2
+    assert consumer.commits == [{("out", 0): 3}]
+    # the same records again (redelivery): existing ids are replaced, nothing duplicated
+    msgs2 = [Msg(json.dumps({"_id": "a", "v": 3}).encode(), 3, topic="out")]
+    assert sink.process(msgs2)
+    assert coll.docs["a"]["v"] == 3 and len(coll.docs) == 2
+
+
+def test_sink_does_not_commit_when_stopped_while_down():
+    msgs = [Msg(b'{"_id": "a"}', 0, topic="out")]
+    consumer, coll = FakeConsumer(msgs), FakeCollection(failures=10**6)
+    stop = StopFlag()
+    s = Settings(processed_topic="out", sink_max_backoff_s=0.01)
+    sink = Sink(s, consumer=consumer, collection=coll, producer=FakeProducer(), stop=stop)
+    stop.set()
+    assert sink.process(list(msgs)) is False
+    assert consumer.commits == []
+
+
+def test_sink_dead_letters_bad_records_and_bisects_bad_documents():
+    from pymongo.errors import OperationFailure
+
+    class PickyCollection(FakeCollection):
+        def insert_many(self, docs, ordered=True):
+            if any(d.get("bad") for d in docs):
+                raise OperationFailure("bad value", code=2)
+            super().insert_many(docs, ordered)
+
+    msgs = [Msg(b"not json", 0, topic="out"), Msg(b'{"_id": "x", "bad": 1}', 1, topic="out"),
+            Msg(b'{"_id": "y"}', 2, topic="out")]
+    consumer, coll, prod = FakeConsumer(msgs), PickyCollection(), FakeProducer()
+    sink = Sink(Settings(processed_topic="out", dlq_topic="dlq", sink_max_backoff_s=0.01), consumer=consumer,
+                collection=coll, producer=prod)
+    assert sink.process(list(msgs))
+    assert set(coll.docs) == {"y"}
+    assert sorted(r["headers"]["source_offset"] for r in prod.sent) == ["0", "1"]
+    assert all(r["headers"]["reason"] == "bad_document" for r in prod.sent)
+    assert consumer.commits == [{("out", 0): 3}]
