@@ -13,11 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LEXICON_DIR = REPO_ROOT / "lexicons"
+# written by `python -m services up` (mode 0600): the local MongoDB's URI with its generated credentials
+LOCAL_MONGO_URI_FILE = REPO_ROOT / ".services" / "secrets" / "mongo.uri"
+DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017"
 DEFAULT_MODEL = str(REPO_ROOT / "models" / "ner-bc5cdr")
 
 
@@ -62,13 +65,38 @@ class Settings(BaseSettings):
     csv_timestamp_column: str = "timestamp"
 
     # --- MongoDB ----------------------------------------------------------------------------------
-    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
+    mongo_uri: SecretStr = Field(SecretStr(DEFAULT_MONGO_URI), description=(
+        "with credentials; when unset: the URI in mongo_uri_file, else the local servers' (.services/secrets/"
+        "mongo.uri, written by `python -m services up`) if present, else mongodb://127.0.0.1:27017"))
+    mongo_uri_file: Path | None = Field(None, description="a file holding the MongoDB URI (a mounted secret)")
     mongo_database: str = "medical"
     mongo_collection: str = "processed_entries"
+    # which process writes processed-entries into MongoDB in `make demo` and `bench pipeline`: Kafka Connect's
+    # MongoDB sink connector (the reference design's) or the project's own `python -m extractor sink`
+    writer: Literal["connect", "sink"] = "connect"
+    connect_url: str = "http://127.0.0.1:8083"  # Kafka Connect's REST API (demo, bench, tests)
+    connector_name: str = "mongo-sink-connector"  # the MongoDB sink connector of connectors/mongo-sink.json
 
     # --- observability ----------------------------------------------------------------------------
     metrics_port: int = 0  # 0 = no metrics endpoint
     log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _uri_from_file(cls, values: Any) -> Any:
+        """An explicit mongo_uri wins; else mongo_uri_file (must exist); else the local servers' file if any."""
+        if not isinstance(values, dict) or values.get("mongo_uri"):
+            return values
+        given = values.get("mongo_uri_file")
+        path = Path(given) if given else LOCAL_MONGO_URI_FILE
+        if given and not path.is_file():
+            raise ValueError(f"mongo_uri_file {path} does not exist")
+        if path.is_file():
+            uri = path.read_text(encoding="utf-8").strip()
+            if not uri:
+                raise ValueError(f"mongo_uri_file {path} is empty")
+            return {**values, "mongo_uri": uri}
+        return values
 
     def kafka_common(self) -> dict[str, Any]:
         """librdkafka settings shared by producers, consumers and admin clients."""

@@ -11,14 +11,15 @@ import sys
 from services.config import ServiceConfig
 from services.errors import ServiceError
 
-NAMES = ("ferretdb", "kafka", "connect")
+NAMES = ("postgres", "ferretdb", "kafka", "connect")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m services",
-        description="Local real servers: Apache Kafka (KRaft), FerretDB (MongoDB wire), "
-        "Kafka Connect + MongoDB sink. Installed on first use into the data dir; `up` reuses running ones.",
+        description="Local real servers: Apache Kafka (KRaft), FerretDB 2 (MongoDB wire) on PostgreSQL + "
+        "DocumentDB, Kafka Connect + MongoDB sink. Installed on first use into the data dir; `up` reuses running "
+        "ones.",
     )
     p.add_argument(
         "--data-dir",
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--mongo-port", type=int, default=None, help="FerretDB port (env SERVICES_MONGO_PORT; default 27017)"
+    )
+    p.add_argument(
+        "--postgres-port", type=int, default=None,
+        help="PostgreSQL port (env SERVICES_POSTGRES_PORT; default 5433)",
     )
     p.add_argument(
         "--connect-port",
@@ -63,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stop the servers this manager started; data is kept unless --wipe.",
     )
     down.add_argument("names", nargs="*", metavar="NAME", help=f"only these ({', '.join(NAMES)})")
-    down.add_argument("--wipe", action="store_true", help="also delete Kafka, FerretDB and Connect data")
+    down.add_argument("--wipe", action="store_true",
+                      help="also delete Kafka, PostgreSQL/FerretDB and Connect data (credentials are kept)")
     sub.add_parser(
         "status", help="table of service, pid, address, state", description="Show each server's state."
     )
@@ -88,15 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     from services import manager
     from services.process import tail
+    from services.secrets import redact_uri
 
     try:
         cfg = ServiceConfig.from_env(
-            args.data_dir, args.kafka_port, args.controller_port, args.mongo_port, args.connect_port
+            args.data_dir, args.kafka_port, args.controller_port, args.mongo_port, args.connect_port,
+            args.postgres_port,
         )
         if args.command == "up":
             ep = manager.up(cfg, args.names or None)
             print(
-                f"kafka     {ep.bootstrap_servers}\nmongodb   {ep.mongo_uri}\nconnect   {ep.connect_url}"
+                f"kafka     {ep.bootstrap_servers}\nmongodb   {redact_uri(ep.mongo_uri)}  (full URI with the "
+                f"password: {cfg.data_dir / 'secrets' / 'mongo.uri'})\nconnect   {ep.connect_url}"
                 f"  (connector {ep.connector_name}: {ep.connector_topic} -> "
                 f"{ep.mongo_database}.{ep.mongo_collection}, dead letters -> {ep.connector_dlq_topic})"
             )

@@ -8,7 +8,8 @@ environment variable        default         meaning
 ``SERVICES_DIR``            ``<repo>/.services``  binaries, jars, data, logs, pid files
 ``SERVICES_KAFKA_PORT``     9092            broker (PLAINTEXT) listener
 ``SERVICES_CONTROLLER_PORT`` 9093           KRaft controller listener
-``SERVICES_MONGO_PORT``     27017           FerretDB (MongoDB wire protocol)
+``SERVICES_MONGO_PORT``     27017           FerretDB 2 (MongoDB wire protocol)
+``SERVICES_POSTGRES_PORT``  5433            PostgreSQL + DocumentDB under FerretDB
 ``SERVICES_CONNECT_PORT``   8083            Kafka Connect REST API
 ==========================  ==============  ==========================================
 """
@@ -23,8 +24,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "pom.xml"
 CONNECTOR_FILE = REPO_ROOT / "connectors" / "mongo-sink.json"
-FERRETDB_VERSION = "v1.24.2"
-FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+FERRETDB_VERSION = "v2.7.0"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB/v2"
 HOST = "127.0.0.1"  # never localhost: clients may try ::1 first
 
 
@@ -53,6 +54,7 @@ class ServiceConfig:
     controller_port: int = 9093
     mongo_port: int = 27017
     connect_port: int = 8083
+    postgres_port: int = 5433
 
     @classmethod
     def from_env(
@@ -62,6 +64,7 @@ class ServiceConfig:
         controller_port: int | None = None,
         mongo_port: int | None = None,
         connect_port: int | None = None,
+        postgres_port: int | None = None,
     ) -> ServiceConfig:
         """Flags (non-None arguments) win over the environment, which wins over the defaults."""
         d = data_dir or os.environ.get("SERVICES_DIR") or REPO_ROOT / ".services"
@@ -71,6 +74,7 @@ class ServiceConfig:
             controller_port=controller_port or _env_int("SERVICES_CONTROLLER_PORT", 9093),
             mongo_port=mongo_port or _env_int("SERVICES_MONGO_PORT", 27017),
             connect_port=connect_port or _env_int("SERVICES_CONNECT_PORT", 8083),
+            postgres_port=postgres_port or _env_int("SERVICES_POSTGRES_PORT", 5433),
         )
 
     @property
@@ -79,7 +83,10 @@ class ServiceConfig:
 
     @property
     def mongo_uri(self) -> str:
-        return f"mongodb://{HOST}:{self.mongo_port}"
+        """With the generated credentials (created on first use; see services/secrets.py)."""
+        from services import secrets
+
+        return secrets.mongo_uri(self)
 
     @property
     def connect_url(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from services.config import CONNECTOR_FILE, HOST, ServiceConfig
 from services.errors import ServiceError
-from services.jars import java_argv, plugin_path
+from services.jars import CREDENTIAL_CLASS, java_argv, plugin_path
 from services.process import ManagedProcess, java_command
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,27 @@ def process(cfg: ServiceConfig) -> ManagedProcess:
     return ManagedProcess(NAME, cfg, MAIN_CLASS)
 
 
+def secrets_file(cfg: ServiceConfig) -> Path:
+    return cfg.data_dir / "secrets" / "connect-secrets.properties"
+
+
 def connector_spec(cfg: ServiceConfig | None = None) -> dict[str, Any]:
-    """connectors/mongo-sink.json; with ``cfg``, its connection.uri points at the local FerretDB."""
+    """connectors/mongo-sink.json; with ``cfg``, pointed at the local FerretDB with its credentials.
+
+    The user and password come from the worker's FileConfigProvider (the REST API and the logs show only the
+    ``${file:...}`` placeholders) and reach the connector through our credential provider
+    (connectors/credentials/), not the URI: with a user in the URI the connector asks the server for the user's
+    privileges, which FerretDB does not report, and refuses to start."""
     spec: dict[str, Any] = json.loads(CONNECTOR_FILE.read_text(encoding="utf-8"))
     if cfg is not None:
-        spec["config"]["connection.uri"] = cfg.mongo_uri
+        secret = secrets_file(cfg)
+        spec["config"].update({
+            "connection.uri": f"mongodb://{HOST}:{cfg.mongo_port}/?authSource=admin",
+            "mongo.custom.auth.mechanism.enable": "true",
+            "mongo.custom.auth.mechanism.providerClass": CREDENTIAL_CLASS,
+            "mongo.custom.auth.scram.username": f"${{file:{secret}:mongo.user}}",
+            "mongo.custom.auth.scram.password": f"${{file:{secret}:mongo.password}}",
+        })
     return spec
 
 
@@ -52,6 +68,10 @@ listeners=http://{HOST}:{cfg.connect_port}
 plugin.path={plugin_path(cfg)}
 plugin.discovery=only_scan
 consumer.auto.offset.reset=earliest
+# secrets (the MongoDB URI with its password) are read from files under .services/secrets/ at task start
+config.providers=file
+config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
+config.providers.file.param.allowed.paths={secrets_file(cfg).parent}
 """
 
 

@@ -1,30 +1,28 @@
-"""FerretDB (MongoDB wire protocol, SQLite backend) built from its Go module.
+"""FerretDB v2.7.0: the MongoDB wire protocol on PostgreSQL + DocumentDB (:mod:`services.postgres`).
 
-``go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2`` compiles, but the binary panics at start
-("Invalid build/version/version.txt file content"): the published module carries an empty version.txt that
-FerretDB's release tooling fills in. So the manager copies the module source out of the Go module cache,
-writes version.txt, and runs ``go build`` there. Downloads stay in the normal Go caches.
+Built once with ``go install github.com/FerretDB/FerretDB/v2/cmd/ferretdb@v2.7.0`` (Go >= 1.21; its go.mod asks
+for Go 1.25, which a newer ``go`` fetches from the module proxy by itself) into ``.services/bin``. Authentication
+is on, as on any real MongoDB: users are PostgreSQL roles (SCRAM-SHA-256), created by :mod:`services.postgres`
+with the password in ``.services/secrets/``. The PostgreSQL URL (with that password) reaches FerretDB through its
+environment, never its command line, so no process list shows it.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import os
-import shutil
-import stat
 import time
 from pathlib import Path
+from urllib.parse import quote
 
-from services.config import FERRETDB_MODULE, FERRETDB_VERSION, ServiceConfig
+from services.config import FERRETDB_MODULE, FERRETDB_VERSION, HOST, ServiceConfig
 from services.process import ManagedProcess, require_tool, run_checked
 
 log = logging.getLogger(__name__)
 
 NAME = "ferretdb"
 MARKER = "bin/ferretdb"
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0
 
 
 def binary(cfg: ServiceConfig) -> Path:
@@ -47,40 +45,32 @@ def ensure_binary(cfg: ServiceConfig) -> None:
         return
     go = require_tool("go")
     t0 = time.monotonic()
-    log.info("building FerretDB %s with Go (first run only, a minute or two)", FERRETDB_VERSION)
-    env = {"CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false"}
-    info = json.loads(
-        run_checked(
-            [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
-            "go mod download",
-            env=env,
-        )
-    )
-    src = cfg.data_dir / "ferretdb" / "src"
-    shutil.rmtree(src, ignore_errors=True)
-    shutil.copytree(info["Dir"], src)
-    for root, dirs, files in os.walk(src):  # module cache files are read-only
-        for n in dirs + files:
-            p = Path(root) / n
-            p.chmod(p.stat().st_mode | stat.S_IWUSR)
-    (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+    log.info("building FerretDB %s with go install (first run only, about a minute)", FERRETDB_VERSION)
     cfg.bin_dir.mkdir(parents=True, exist_ok=True)
-    tmp = exe.with_name("ferretdb.tmp")
-    run_checked(
-        [go, "build", "-trimpath", "-o", str(tmp), "./cmd/ferretdb"], "building FerretDB", cwd=src, env=env
-    )
-    tmp.rename(exe)
+    env = {"CGO_ENABLED": "0", "GOBIN": str(cfg.bin_dir), "GOTOOLCHAIN": "auto", "GOFLAGS": "-modcacherw"}
+    run_checked([go, "install", f"{FERRETDB_MODULE}/cmd/ferretdb@{FERRETDB_VERSION}"], "go install FerretDB", env=env)
+    out = run_checked([str(exe), "--version"], "ferretdb --version")
+    if FERRETDB_VERSION not in out:
+        log.warning("ferretdb --version does not name %s: %s", FERRETDB_VERSION, out.splitlines()[:1])
     _stamp(cfg).write_text(FERRETDB_VERSION + "\n")
-    shutil.rmtree(src, ignore_errors=True)
     log.info("FerretDB built in %.1fs: %s", time.monotonic() - t0, exe)
 
 
+def outdated(cfg: ServiceConfig) -> bool:
+    """True when the running FerretDB is a 1.x build (SQLite handler) left from an earlier version of this project."""
+    from services.process import cmdline
+
+    pid = process(cfg).pid()
+    return pid is not None and "--handler=" in cmdline(pid)
+
+
 def ready(cfg: ServiceConfig) -> bool:
+    """Ping with the credentials (an authenticated command: proves FerretDB reaches PostgreSQL too)."""
     from pymongo import MongoClient
 
     client: MongoClient = MongoClient(cfg.mongo_uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
     try:
-        client.admin.command("ping")
+        client.admin.command("listDatabases", nameOnly=True)
         return True
     except Exception:  # noqa: BLE001 - any failure means "not yet"
         return False
@@ -89,25 +79,27 @@ def ready(cfg: ServiceConfig) -> bool:
 
 
 def start(cfg: ServiceConfig) -> int:
+    from services import secrets
+
     proc = process(cfg)
     proc.check_port_free(cfg.mongo_port, "MongoDB wire", "SERVICES_MONGO_PORT")
-    data = cfg.data_dir / "ferretdb" / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    state = cfg.data_dir / "ferretdb" / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    cred = secrets.mongo_credentials(cfg)
+    pg_url = (f"postgres://{quote(cred['user'], safe='')}:{quote(cred['password'], safe='')}@{HOST}:"
+              f"{cfg.postgres_port}/postgres")
     argv = [
         str(binary(cfg)),
-        "--handler=sqlite",
-        # must end with "/". Known limit of 1.24: an update command keeps one pooled SQLite connection per statement
-        # until it ends and the pool has 100, so writers keep update commands small (extractor/stream/sink.py
-        # REPLACE_CHUNK, connectors/mongo-sink.json max.batch.size) or the server stops answering everyone.
-        f"--sqlite-url=file:{data}/",
-        f"--listen-addr=127.0.0.1:{cfg.mongo_port}",
-        "--state-dir=-",  # no state.json
+        f"--listen-addr={HOST}:{cfg.mongo_port}",
+        f"--state-dir={state}",
         "--debug-addr=-",  # no debug HTTP server (default would take port 8088)
         "--telemetry=disable",
         "--log-level=warn",
     ]
-    return proc.start(argv, cwd=data)
+    return proc.start(argv, cwd=state, env={"FERRETDB_POSTGRESQL_URL": pg_url})
 
 
 def wait(cfg: ServiceConfig) -> None:
-    process(cfg).wait_ready(lambda: ready(cfg), START_TIMEOUT_S, f"MongoDB wire server {cfg.mongo_uri}")
+    from services.secrets import redact_uri
+
+    process(cfg).wait_ready(lambda: ready(cfg), START_TIMEOUT_S, f"MongoDB wire server {redact_uri(cfg.mongo_uri)}")

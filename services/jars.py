@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 
 CONNECTOR_ARTIFACT = "mongo-kafka-connect"
 STAMP = ".installed"
+# our credential provider for the connector (see the file's comment), compiled into the connector's plugin folder
+CREDENTIAL_SOURCE = (Path(__file__).resolve().parent.parent / "connectors" / "credentials"
+                     / "ScramFileCredentialProvider.java")
+CREDENTIAL_JAR = "clinical-extractor-credentials.jar"
+CREDENTIAL_CLASS = "org.clinicalextractor.connect.ScramFileCredentialProvider"
 
 
 def kafka_lib_dir(cfg: ServiceConfig) -> Path:
@@ -65,11 +70,34 @@ def _copy(target: Path, selector: str) -> None:
     tmp.rename(target)
 
 
+def _source_hash() -> str:
+    return hashlib.sha256(CREDENTIAL_SOURCE.read_bytes()).hexdigest()[:16]
+
+
+def ensure_credential_provider(cfg: ServiceConfig) -> None:
+    """javac the credential provider against the connector jar into the connector's plugin folder (its class
+    loader is the one that looks the provider up)."""
+    plugin = plugin_path(cfg) / CONNECTOR_ARTIFACT
+    stamp = plugin / (CREDENTIAL_JAR + ".source")
+    if (plugin / CREDENTIAL_JAR).is_file() and stamp.is_file() and stamp.read_text().strip() == _source_hash():
+        return
+    javac, jar = require_tool("javac"), require_tool("jar")
+    connector_jar = next(plugin.glob(f"{CONNECTOR_ARTIFACT}-*.jar"))
+    classes = plugin.parent / "credentials-classes"
+    shutil.rmtree(classes, ignore_errors=True)
+    run_checked([javac, "--release", "17", "-d", str(classes), "-cp", str(connector_jar), str(CREDENTIAL_SOURCE)],
+                "compiling the connector's credential provider")
+    run_checked([jar, "cf", str(plugin / CREDENTIAL_JAR), "-C", str(classes), "."], "packing the credential provider")
+    shutil.rmtree(classes, ignore_errors=True)
+    stamp.write_text(_source_hash() + "\n")
+
+
 def ensure_jars(cfg: ServiceConfig) -> None:
     """Broker/Connect classpath and the shaded connector in its plugin folder; no-op when up to date."""
     lib = kafka_lib_dir(cfg)
     plugin = plugin_path(cfg) / CONNECTOR_ARTIFACT
     if _installed(lib) and _installed(plugin):
+        ensure_credential_provider(cfg)
         return
     t0 = time.monotonic()
     log.info("installing Kafka/Connect jars with Maven into %s (first run only)", lib.parent.parent)
@@ -77,6 +105,7 @@ def ensure_jars(cfg: ServiceConfig) -> None:
         _copy(lib, f"-DexcludeArtifactIds={CONNECTOR_ARTIFACT}")
     if not _installed(plugin):
         _copy(plugin, f"-DincludeArtifactIds={CONNECTOR_ARTIFACT}")
+    ensure_credential_provider(cfg)
     log.info("jars installed in %.1fs", time.monotonic() - t0)
 
 

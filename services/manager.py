@@ -1,7 +1,8 @@
-"""``up`` / ``down`` / ``status`` over the three servers, in dependency order.
+"""``up`` / ``down`` / ``status`` over the four servers, in dependency order.
 
-Order up: install (Maven jars and the FerretDB build in parallel) -> FerretDB and Kafka (started together)
--> the project's topics -> Kafka Connect with the MongoDB sink. Down is the reverse.
+Order up: install (Maven jars, PostgreSQL + DocumentDB, the FerretDB build: side by side) -> PostgreSQL and
+Kafka (started together) -> FerretDB on PostgreSQL -> the project's topics and MongoDB indexes -> Kafka Connect
+with the MongoDB sink. Down is the reverse.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 
-from services import connect, ferretdb, jars, kafka
+from services import connect, ferretdb, jars, kafka, postgres, secrets
 from services.config import ServiceConfig
 from services.errors import ServiceError
 from services.process import port_open
 
 log = logging.getLogger(__name__)
 
-SERVICES: dict[str, ModuleType] = {"ferretdb": ferretdb, "kafka": kafka, "connect": connect}
+SERVICES: dict[str, ModuleType] = {"postgres": postgres, "ferretdb": ferretdb, "kafka": kafka, "connect": connect}
+# what each service needs running first
+NEEDS: dict[str, tuple[str, ...]] = {"ferretdb": ("postgres",), "connect": ("postgres", "ferretdb", "kafka")}
 
 
 @dataclass(frozen=True)
@@ -54,15 +57,17 @@ def endpoints(cfg: ServiceConfig) -> Endpoints:
 
 
 def install(cfg: ServiceConfig, names: list[str] | None = None) -> None:
-    """First run: Maven jars and the FerretDB build side by side; later runs: nothing."""
+    """First run: Maven jars, PostgreSQL + DocumentDB and the FerretDB build side by side; later runs: nothing."""
     names = names or list(SERVICES)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     steps: list[Callable[[ServiceConfig], None]] = []
     if "kafka" in names or "connect" in names:
         steps.append(jars.ensure_jars)
+    if "postgres" in names:
+        steps.append(postgres.install)
     if "ferretdb" in names:
         steps.append(ferretdb.ensure_binary)
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         futures = [pool.submit(step, cfg) for step in steps]
         errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
@@ -73,6 +78,10 @@ def _start_unless_running(name: str, cfg: ServiceConfig) -> bool:
     """Start the service unless our process is already running; True when it was started now."""
     mod = SERVICES[name]
     pid = mod.process(cfg).pid()
+    if pid is not None and getattr(mod, "outdated", lambda _cfg: False)(cfg):
+        log.info("%s: running pid %d is an older build; restarting it", name, pid)
+        mod.process(cfg).stop()
+        pid = None
     if pid is not None:
         log.info("%s: already running (pid %d), reusing", name, pid)
         return False
@@ -90,21 +99,34 @@ def ensure_topics(cfg: ServiceConfig) -> dict[str, str]:
     return _ensure(settings, extra={ep.connector_dlq_topic: 1, ep.connector_topic: settings.input_partitions})
 
 
+def ensure_indexes(cfg: ServiceConfig) -> list[str]:
+    from extractor.config import load_settings
+    from extractor.stream.store import ensure_indexes as _ensure
+
+    return _ensure(load_settings(mongo_uri=cfg.mongo_uri))
+
+
 def up(cfg: ServiceConfig, only: list[str] | None = None) -> Endpoints:
     """Bring the servers up (or reuse the running ones) and wait until each is ready."""
     names = only or list(SERVICES)
-    if "connect" in names:  # Connect needs both others
-        names = list(dict.fromkeys(["ferretdb", "kafka", *names]))
+    for name in list(names):
+        names = list(dict.fromkeys([*NEEDS.get(name, ()), *names]))
+    names = [n for n in SERVICES if n in names]  # dependency order
     t0 = time.monotonic()
     install(cfg, names)
     t_install = time.monotonic() - t0
-    for name in ("ferretdb", "kafka"):
+    for name in ("postgres", "kafka"):
         if name in names:
             _start_unless_running(name, cfg)
-    for name in ("ferretdb", "kafka"):
-        if name in names:
-            SERVICES[name].wait(cfg)
+    if "postgres" in names:
+        postgres.wait(cfg)
+        secrets.write_client_files(cfg)
+    if "ferretdb" in names:
+        _start_unless_running("ferretdb", cfg)
+        ferretdb.wait(cfg)
+        log.info("mongodb indexes: %s", ", ".join(ensure_indexes(cfg)))
     if "kafka" in names:
+        kafka.wait(cfg)
         for topic, state in ensure_topics(cfg).items():
             log.info("topic %s: %s", topic, state)
     if "connect" in names:
@@ -120,10 +142,10 @@ def down(cfg: ServiceConfig, only: list[str] | None = None, wipe: bool = False) 
     names = only or list(SERVICES)
     for name in reversed(list(SERVICES)):
         if name in names:
-            stopped = SERVICES[name].process(cfg).stop(timeout_s=30 if name == "kafka" else 15)
+            stopped = SERVICES[name].process(cfg).stop(timeout_s=30 if name in ("kafka", "postgres") else 15)
             log.info("%s: %s", name, "stopped" if stopped else "was not running")
     if wipe:
-        for sub in ("kafka/data", "ferretdb/data", "connect/connect.offsets"):
+        for sub in ("kafka/data", "postgres/data", "ferretdb/state", "ferretdb/data", "connect/connect.offsets"):
             p = cfg.data_dir / sub
             if p.is_dir():
                 shutil.rmtree(p)
@@ -142,7 +164,9 @@ class Row:
 
 def status(cfg: ServiceConfig) -> list[Row]:
     checks: dict[str, tuple[str, int, Callable[[], bool]]] = {
-        "ferretdb": (cfg.mongo_uri, cfg.mongo_port, lambda: ferretdb.ready(cfg)),
+        "postgres": (f"{cfg.postgres_port} (socket {postgres.socket_dir(cfg)})", cfg.postgres_port,
+                     lambda: postgres.ready(cfg)),
+        "ferretdb": (secrets.redact_uri(cfg.mongo_uri), cfg.mongo_port, lambda: ferretdb.ready(cfg)),
         "kafka": (cfg.bootstrap_servers, cfg.kafka_port, lambda: kafka.ready(cfg)),
         "connect": (cfg.connect_url, cfg.connect_port, lambda: _connect_state(cfg)),
     }

@@ -24,16 +24,18 @@ log = logging.getLogger(__name__)
 INSTALL_HINTS = {
     "java": "install a JDK 17 or newer (Debian/Ubuntu: apt-get install openjdk-17-jdk-headless), "
     "or set JAVA_HOME",
+    "javac": "install a JDK (not only a JRE) 17 or newer (Debian/Ubuntu: apt-get install openjdk-17-jdk-headless)",
+    "jar": "install a JDK (not only a JRE) 17 or newer (Debian/Ubuntu: apt-get install openjdk-17-jdk-headless)",
     "mvn": "install Apache Maven 3.6+ (Debian/Ubuntu: apt-get install maven)",
-    "go": "install Go 1.22+ (https://go.dev/dl/ or apt-get install golang) and put `go` on PATH",
+    "go": "install Go 1.21+ (https://go.dev/dl/) and put `go` on PATH",
 }
 
 
 def require_tool(name: str) -> str:
     """Absolute path of a command-line tool, or a ServiceError that says what to install."""
     candidates = [shutil.which(name)]
-    if name == "java" and os.environ.get("JAVA_HOME"):
-        candidates.insert(0, str(Path(os.environ["JAVA_HOME"]) / "bin" / "java"))
+    if name in ("java", "javac", "jar") and os.environ.get("JAVA_HOME"):
+        candidates.insert(0, str(Path(os.environ["JAVA_HOME"]) / "bin" / name))
     if name == "go":
         candidates.append("/usr/local/go/bin/go")
     for c in candidates:
@@ -124,10 +126,11 @@ def describe_port_user(port: int) -> str:
 class ManagedProcess:
     """One server process: pid file, log file, ownership check, start and stop."""
 
-    def __init__(self, name: str, cfg: ServiceConfig, marker: str) -> None:
+    def __init__(self, name: str, cfg: ServiceConfig, marker: str, stop_signal: str = "SIGTERM") -> None:
         self.name = name
         self.cfg = cfg
         self.marker = marker
+        self.stop_signal = signal.Signals[stop_signal]
         self._popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -160,7 +163,9 @@ class ManagedProcess:
                 f"which this manager did not start. Stop it, or pick another port with {env_var}=<port>."
             )
 
-    def start(self, argv: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> int:
+    def start(self, argv: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+              user: str | None = None) -> int:
+        """Start the server in its own session, output to its log; ``user``: run as that OS user (from root)."""
         self.cfg.logs_dir.mkdir(parents=True, exist_ok=True)
         self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:
@@ -174,6 +179,9 @@ class ManagedProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # survives the manager; own process group
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
             )
         self._popen = proc
         self.pid_file.write_text(f"{proc.pid}\n")
@@ -186,13 +194,14 @@ class ManagedProcess:
         if pid is None:
             return False
         log.info("%s: stopping pid %d", self.name, pid)
-        self._signal(pid, signal.SIGTERM)
+        self._signal(pid, self.stop_signal)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and _alive(pid):
             _reap(pid)
             time.sleep(0.1)
         if _alive(pid):
-            log.warning("%s: pid %d ignored SIGTERM for %.0fs; sending SIGKILL", self.name, pid, timeout_s)
+            log.warning("%s: pid %d ignored %s for %.0fs; sending SIGKILL", self.name, pid, self.stop_signal.name,
+                        timeout_s)
             self._signal(pid, signal.SIGKILL)
             for _ in range(50):
                 _reap(pid)

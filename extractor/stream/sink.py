@@ -25,7 +25,7 @@ from typing import Any
 
 from extractor.config import Settings, load_settings
 from extractor.stream import messages as m
-from extractor.stream import metrics
+from extractor.stream import metrics, store
 from extractor.stream.kafka import (
     REBALANCING,
     DeliveryTracker,
@@ -41,25 +41,12 @@ from extractor.stream.kafka import (
     seek_back,
     still_assigned,
 )
+from extractor.stream.store import mongo_client
 
 log = logging.getLogger(__name__)
 
-INDEXES = ("patient_id", "illnesses.code", "medicines.code", "status")
-# Statements per update command. FerretDB 1.24 keeps each statement's query cursor (one pooled SQLite connection)
-# open until the whole command ends (a `defer` inside the statement loop of handler.updateDocument), and its pool
-# holds 100 connections: one command of ~100 statements, or several smaller ones at once (this sink, Kafka
-# Connect), exhausts the pool and the server stops answering every client. 20 leaves room for 4 writers at once.
-REPLACE_CHUNK = 20
 _PERMANENT_AFTER = 4  # attempts with a reachable server before bisecting for a bad document
-
-
-def mongo_client(settings: Settings, **kw: Any) -> Any:
-    from pymongo import MongoClient
-
-    opts: dict[str, Any] = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000,
-                            "socketTimeoutMS": 30000, "appname": "clinical-extractor-sink"}
-    opts.update(kw)
-    return MongoClient(settings.mongo_uri.get_secret_value(), **opts)
+WRITE_CHUNK = 500  # ReplaceOne statements per bulk command
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -106,7 +93,7 @@ class Sink:
 
             consumer = Consumer(consumer_config(settings, settings.sink_group_id))
         if collection is None:
-            collection = mongo_client(settings)[settings.mongo_database][settings.mongo_collection]
+            collection = store.collection(settings, mongo_client(settings, appname="clinical-extractor-sink"))
         self.consumer = consumer
         self.collection = collection
         self._producer = producer
@@ -126,9 +113,8 @@ class Sink:
         delay = 0.2
         while not self.stop:
             try:
-                for key in INDEXES:
-                    self.collection.create_index(key, name=key.replace(".", "_"))
-                log.info("indexes present: %s", ", ".join(INDEXES))
+                names = store.ensure_indexes(self.settings, self.collection)
+                log.info("indexes present: %s", ", ".join(names))
                 return
             except Exception as exc:
                 if not _is_transient(exc):
@@ -139,33 +125,15 @@ class Sink:
                 delay = min(delay * 2, self.settings.sink_max_backoff_s)
 
     def _write(self, docs: list[dict[str, Any]]) -> None:
-        """Upsert ``docs`` by ``_id``: insert_many(ordered=False), then ReplaceOne for the ids that existed.
-
-        The result equals a bulk of ReplaceOne(upsert=True), but FerretDB (SQLite) answers an upsert of a
-        *new* document with a full collection scan (measured: ~15 ms per document at 3,000 documents, ~30 ms at
-        6,000), while inserts cost microseconds and replacing an existing ``_id`` is a primary-key lookup. On
-        MongoDB both paths are cheap, so the same code serves both.
-        """
+        """Upsert ``docs`` by ``_id`` (ReplaceOne, upsert), unordered: idempotent, so a redelivery is harmless."""
         from pymongo import ReplaceOne
-        from pymongo.errors import BulkWriteError
 
         now = int(time.time() * 1000)
         for d in docs:
             d["written_at_ms"] = now
-        existing: list[dict[str, Any]] = []
-        try:
-            self.collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e.get("code") != 11000 for e in errors):
-                raise
-            dup_idx = {e["index"] for e in errors}
-            existing = [d for i, d in enumerate(docs) if i in dup_idx]
-        # small update commands: see REPLACE_CHUNK
-        for i in range(0, len(existing), REPLACE_CHUNK):
-            chunk = existing[i:i + REPLACE_CHUNK]
-            self.collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in chunk],
-                                       ordered=False)
+        for i in range(0, len(docs), WRITE_CHUNK):
+            self.collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
+                                        for d in docs[i:i + WRITE_CHUNK]], ordered=False)
 
     def write_with_retry(self, docs: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
         """(written, bad documents). ``written`` False only when stopping while MongoDB is still failing."""

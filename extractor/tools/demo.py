@@ -1,7 +1,8 @@
 """``python -m extractor.tools.demo``: the whole pipeline on sample data, with a summary that reconciles every entry.
 
-CSV -> producer -> medical-entries -> 2 workers (subprocesses) -> processed-entries -> own sink (subprocess)
-and Kafka Connect -> MongoDB medical.processed_entries; invalid rows / poison / unresolved -> dlq-topic.
+CSV -> producer -> medical-entries -> 2 workers (subprocesses) -> processed-entries -> ONE MongoDB writer
+(``EXTRACTOR_WRITER`` / ``--writer``: Kafka Connect's MongoDB sink connector by default, the reference design's; or
+the project's own sink) -> MongoDB medical.processed_entries; invalid rows / poison / unresolved -> dlq-topic.
 
 The summary checks: rows produced = documents in MongoDB + entries dead-lettered (+ rows rejected by the
 producer), for the entries of *this* run (entry ids are deterministic, so re-running the demo is idempotent).
@@ -42,22 +43,27 @@ def sample_csv(path: Path | None, rows: int = 3000, seed: int = 7) -> Path:
 
 
 def demo(csv_path: Path | None = None, workers: int = 2, prefix: str | None = None, timeout_s: float = 600,
-         examples: int = 3) -> int:
+         examples: int = 3, writer: str | None = None) -> int:
     from extractor.stream.producer import produce_file
+    from extractor.stream.store import ensure_indexes
     from extractor.stream.topics import ensure_topics
 
     settings = isolated_settings(prefix) if prefix else load_settings()
+    writer = writer or settings.writer
     ensure_servers(settings)
     path = sample_csv(csv_path)
     ensure_topics(settings)
+    ensure_indexes(settings)
     pipe = Pipeline(settings, REPO_ROOT / "out" / "demo-logs")
     dlq_start = pipe.dlq_end_offsets()
+    shown = "Kafka Connect MongoDB sink" if writer == "connect" else "the project's sink"
     print(f"demo: {path} -> {settings.input_topic} -> {workers} workers -> {settings.processed_topic} -> "
-          f"sink -> {settings.mongo_database}.{settings.mongo_collection}  (DLQ {settings.dlq_topic})", flush=True)
+          f"{shown} -> {settings.mongo_database}.{settings.mongo_collection}  (DLQ {settings.dlq_topic})",
+          flush=True)
     try:
         for _ in range(workers):
             pipe.start("work")
-        pipe.start("sink")
+        pipe.start_writer(writer)
         t0 = time.monotonic()
         summary = produce_file(settings, path, keep_ids=True)
         print(summary.line(), flush=True)
@@ -68,6 +74,7 @@ def demo(csv_path: Path | None = None, workers: int = 2, prefix: str | None = No
     rec = pipe.reconcile(summary.entry_ids or [], dlq_start)
     producer_rejected = summary.dead_lettered
     ok = not rec["lost"] and rec["documents"] + rec["dead_lettered_entries"] == rec["produced"]
+    # counted in MongoDB itself: this run's documents (entry ids are deterministic) and the collection's total
     print()
     print(f"rows in file           {summary.rows}")
     print(f"  rejected by producer {producer_rejected:>6}  {summary.dlq_reasons}")
@@ -104,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="isolate the run: topics/groups/collection named after this prefix (default: the "
                         "configured names, which Kafka Connect also sinks)")
     p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--writer", choices=("connect", "sink"), default=None,
+                   help="the one MongoDB writer (default: EXTRACTOR_WRITER, i.e. connect)")
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("EXTRACTOR_LOG_LEVEL", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return demo(args.csv, args.workers, args.prefix, args.timeout)
+    return demo(args.csv, args.workers, args.prefix, args.timeout, writer=args.writer)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Used by ``make demo``, ``bench pipeline`` and the integration tests; settings tr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 # settings that name the pipeline's Kafka/Mongo resources; passed to subprocesses as EXTRACTOR_* variables
 RESOURCE_FIELDS = ("bootstrap_servers", "input_topic", "processed_topic", "dlq_topic", "group_id",
                    "sink_group_id", "mongo_database", "mongo_collection", "batch_size", "poll_timeout_s",
-                   "lexicon_dir", "input_partitions", "lexicon_reload_s", "dlq_replay_group_id")
+                   "lexicon_dir", "input_partitions", "lexicon_reload_s", "dlq_replay_group_id",
+                   "writer", "connect_url", "connector_name")
 
 
 def isolated_settings(prefix: str | None = None, **overrides: Any) -> Settings:
@@ -60,6 +62,33 @@ class Pipeline:
     settings: Settings
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    writer_group: str | None = None  # the consumer group that writes processed-entries into MongoDB
+    created_connectors: list[str] = field(default_factory=list)
+
+    def start_writer(self, writer: str | None = None) -> str:
+        """Start the MongoDB writer (``settings.writer`` unless given): the project's sink as a subprocess, or
+        Kafka Connect's MongoDB sink connector. The connector of connectors/mongo-sink.json is used when its topic
+        and collection are this pipeline's; otherwise a copy of it for this pipeline's topic, collection and its
+        own dead-letter topic is created (and deleted by :meth:`stop_all`). Returns the writer's consumer group."""
+        writer = writer or self.settings.writer
+        if writer == "sink":
+            self.start("sink")
+            return self.settings.sink_group_id
+        s = self.settings
+        base = connect_request(s, "GET", f"/connectors/{s.connector_name}/config")
+        if (base.get("topics"), base.get("database"), base.get("collection")) == (
+                s.processed_topic, s.mongo_database, s.mongo_collection):
+            name = s.connector_name
+        else:
+            name = f"{s.processed_topic}-mongo-sink"
+            config = {**base, "name": name, "topics": s.processed_topic, "database": s.mongo_database,
+                      "collection": s.mongo_collection,
+                      "errors.deadletterqueue.topic.name": f"{s.processed_topic}-connect-dlq"}
+            connect_request(s, "PUT", f"/connectors/{name}/config", config)
+            self.created_connectors.append(name)
+        wait_connector_running(s, name)
+        self.writer_group = f"connect-{name}"
+        return self.writer_group
 
     def start(self, kind: str, name: str | None = None, *args: str, env: dict[str, str] | None = None
               ) -> subprocess.Popen:
@@ -67,6 +96,8 @@ class Pipeline:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         cmd = [sys.executable, "-m", "extractor", kind, *args]
+        if kind == "sink":
+            self.writer_group = self.settings.sink_group_id
         p = subprocess.Popen(cmd, env={**subprocess_env(self.settings), **(env or {})}, stdout=out,
                              stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
         self.procs[name] = p
@@ -86,6 +117,12 @@ class Pipeline:
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.stop(name)
+        for name in self.created_connectors:
+            try:
+                connect_request(self.settings, "DELETE", f"/connectors/{name}")
+            except OSError as exc:
+                log.warning("could not delete connector %s: %s", name, exc)
+        self.created_connectors.clear()
 
     def log_text(self, name: str) -> str:
         p = self.log_dir / f"{name}.log"
@@ -113,13 +150,15 @@ class Pipeline:
             c.close()
 
     def wait_caught_up(self, timeout_s: float = 300, sink: bool = True, poll_s: float = 0.5) -> float:
-        """Wait until the workers and (optionally) the sink committed everything; returns the seconds waited."""
+        """Wait until the workers and (``sink``) the MongoDB writer committed everything; returns the seconds
+        waited. The writer is the one started (:meth:`start_writer` or ``start("sink")``), else the sink."""
         s = self.settings
+        writer_group = self.writer_group or s.sink_group_id
         t0 = time.monotonic()
         while True:
             try:
                 lw = self.group_lag(s.group_id, s.input_topic)
-                ls = self.group_lag(s.sink_group_id, s.processed_topic) if sink else 0
+                ls = self.group_lag(writer_group, s.processed_topic) if sink else 0
             except Exception as exc:  # broker restarting
                 log.debug("lag check failed: %s", exc)
                 lw = ls = None
@@ -131,10 +170,9 @@ class Pipeline:
 
     # --- outcome -------------------------------------------------------------------------------------
     def collection(self) -> Any:
-        from pymongo import MongoClient
+        from extractor.stream.store import collection, mongo_client
 
-        client: Any = MongoClient(self.settings.mongo_uri.get_secret_value(), serverSelectionTimeoutMS=5000)
-        return client[self.settings.mongo_database][self.settings.mongo_collection]
+        return collection(self.settings, mongo_client(self.settings, serverSelectionTimeoutMS=5000))
 
     def dlq_records(self, start: dict[int, int] | None = None) -> list[tuple[dict[str, str], bytes]]:
         """Every DLQ record (headers, value) from ``start`` offsets (default: the beginning) to the end now."""
@@ -166,6 +204,39 @@ class Pipeline:
             "dlq_reasons": reasons,
             "collection_count": coll.count_documents({}),
         }
+
+
+def connect_request(settings: Settings, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
+    """One call to Kafka Connect's REST API; raises OSError (with the server's message) unless it succeeds."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(settings.connect_url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the configured Connect URL
+            raw = resp.read()
+    except urllib.error.HTTPError as exc:
+        raise OSError(f"Kafka Connect {method} {path}: {exc.code} {exc.read()[:500]!r}") from None
+    return json.loads(raw) if raw else None
+
+
+def wait_connector_running(settings: Settings, name: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    state: Any = None
+    while time.monotonic() < deadline:
+        try:
+            state = connect_request(settings, "GET", f"/connectors/{name}/status")
+            tasks = state.get("tasks") or []
+            if state["connector"]["state"] == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks):
+                return
+            if any(t["state"] == "FAILED" for t in tasks):
+                raise RuntimeError(f"connector {name} task failed: {tasks[0].get('trace', '')[:2000]}")
+        except (OSError, KeyError) as exc:
+            state = str(exc)
+        time.sleep(0.5)
+    raise TimeoutError(f"connector {name} not running after {timeout_s:.0f}s: {state}")
 
 
 def watermarks(consumer: Any, tp: Any, attempts: int = 40) -> tuple[int, int]:

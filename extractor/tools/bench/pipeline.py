@@ -223,7 +223,7 @@ def _run_baseline(settings: Settings, csv_path: Path, base: str, timeout: float)
 
 
 def run_pipeline_bench(args: argparse.Namespace) -> int:
-    from extractor.stream.sink import mongo_client
+    from extractor.stream.store import mongo_client
     from extractor.tools.generate import generate, write_csv
     from extractor.tools.harness import ensure_servers
 

@@ -1,0 +1,121 @@
+"""MongoDB as the pipeline's store: the client, the indexes users query by, and the everyday queries.
+
+Both writers (Kafka Connect's MongoDB sink, the reference design's; or ``python -m extractor sink``) write the
+same document with ``_id`` = entry id. Whichever runs, :func:`ensure_indexes` (``python -m extractor db init``,
+also run by ``python -m services up`` and ``make demo``) creates the indexes the queries below need:
+
+* ``patient_id`` + ``timestamp``: one patient's entries in time order;
+* ``illnesses.code`` / ``medicines.code`` + ``timestamp``: entries with a code in a time range, counts per code;
+* ``status``, ``timestamp``.
+
+``timestamp`` is the entry's own time (ISO 8601 from the CSV), so string order is time order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from extractor.config import Settings
+
+log = logging.getLogger(__name__)
+
+# (name, keys): names are stable so that creating them again is a no-op on MongoDB and FerretDB alike
+INDEXES: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = (
+    ("patient_id_timestamp", (("patient_id", 1), ("timestamp", 1))),
+    ("illness_code_timestamp", (("illnesses.code", 1), ("timestamp", 1))),
+    ("medicine_code_timestamp", (("medicines.code", 1), ("timestamp", 1))),
+    ("status", (("status", 1),)),
+    ("timestamp", (("timestamp", 1),)),
+)
+CODE_FIELDS = {"illness": "illnesses", "medicine": "medicines"}
+
+
+def mongo_client(settings: Settings, **kw: Any) -> Any:
+    from pymongo import MongoClient
+
+    opts: dict[str, Any] = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000,
+                            "socketTimeoutMS": 30000, "appname": "clinical-extractor"}
+    opts.update(kw)
+    return MongoClient(settings.mongo_uri.get_secret_value(), **opts)
+
+
+def collection(settings: Settings, client: Any = None) -> Any:
+    client = client if client is not None else mongo_client(settings)
+    return client[settings.mongo_database][settings.mongo_collection]
+
+
+def ensure_indexes(settings: Settings, coll: Any = None) -> list[str]:
+    """Create the query indexes (idempotent); returns their names."""
+    from pymongo import IndexModel
+
+    coll = coll if coll is not None else collection(settings)
+    models = [IndexModel(list(keys), name=name) for name, keys in INDEXES]
+    return list(coll.create_indexes(models))
+
+
+# --- the everyday queries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    since: str | None = None  # inclusive, ISO 8601 (a date alone is fine: "2024-01-01")
+    until: str | None = None  # exclusive
+
+    def filter(self) -> dict[str, Any]:
+        cond: dict[str, Any] = {}
+        if self.since:
+            cond["$gte"] = self.since
+        if self.until:
+            cond["$lt"] = self.until
+        return {"timestamp": cond} if cond else {}
+
+
+SUMMARY_FIELDS = {"_id": 1, "patient_id": 1, "timestamp": 1, "status": 1, "illness": 1, "medicine": 1,
+                  "illnesses.code": 1, "illnesses.canonical": 1, "medicines.code": 1, "medicines.canonical": 1}
+
+
+def patient_documents(coll: Any, patient_id: str, when: TimeRange = TimeRange(), limit: int = 100,
+                      with_text: bool = False) -> Iterator[dict[str, Any]]:
+    """One patient's documents, oldest first (index ``patient_id_timestamp``)."""
+    projection = None if with_text else SUMMARY_FIELDS
+    cursor = coll.find({"patient_id": patient_id, **when.filter()}, projection)
+    return iter(cursor.sort([("timestamp", 1)]).limit(limit))
+
+
+def documents_with_code(coll: Any, kind: str, code: str, when: TimeRange = TimeRange(), limit: int = 100,
+                        with_text: bool = False) -> Iterator[dict[str, Any]]:
+    """Documents holding an illness or medicine ``code`` in a time range (index ``<kind>_code_timestamp``)."""
+    field = f"{CODE_FIELDS[kind]}.code"
+    projection = None if with_text else SUMMARY_FIELDS
+    cursor = coll.find({field: code, **when.filter()}, projection)
+    return iter(cursor.sort([("timestamp", 1)]).limit(limit))
+
+
+def counts_per_code(coll: Any, kind: str, when: TimeRange = TimeRange(), top: int = 20,
+                    include_negated: bool = False) -> list[dict[str, Any]]:
+    """Entries per code (an aggregation): ``[{code, canonical, entries, patients}]``, most frequent first.
+
+    An entry counts once per code; negated and hypothetical mentions are left out unless ``include_negated``."""
+    arr = CODE_FIELDS[kind]
+    match_entity: dict[str, Any] = {f"{arr}.code": {"$ne": None}}
+    if not include_negated:
+        match_entity.update({f"{arr}.negated": {"$ne": True}, f"{arr}.hypothetical": {"$ne": True}})
+    pipeline: list[dict[str, Any]] = []
+    if when.filter():
+        pipeline.append({"$match": when.filter()})
+    pipeline += [
+        {"$project": {"patient_id": 1, arr: 1}},
+        {"$unwind": f"${arr}"},
+        {"$match": match_entity},
+        {"$group": {"_id": {"code": f"${arr}.code", "entry": "$_id"}, "canonical": {"$first": f"${arr}.canonical"},
+                    "patient_id": {"$first": "$patient_id"}}},
+        {"$group": {"_id": "$_id.code", "canonical": {"$first": "$canonical"}, "entries": {"$sum": 1},
+                    "patients": {"$addToSet": "$patient_id"}}},
+        {"$project": {"_id": 0, "code": "$_id", "canonical": 1, "entries": 1, "patients": {"$size": "$patients"}}},
+        {"$sort": {"entries": -1, "code": 1}},
+        {"$limit": top},
+    ]
+    return list(coll.aggregate(pipeline))
