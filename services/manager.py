@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 
 from services import connect, ferretdb, jars, kafka, postgres, secrets
@@ -32,7 +32,7 @@ class Endpoints:
     """Addresses of the running servers, for tests and the demo."""
 
     bootstrap_servers: str
-    mongo_uri: str
+    mongo_uri: str = field(repr=False)  # carries the password
     connect_url: str
     connector_name: str
     connector_topic: str

@@ -1,4 +1,5 @@
-"""The local MongoDB-wire server (FerretDB): what the project relies on works through pymongo."""
+"""The local MongoDB-wire server (FerretDB 2 on PostgreSQL + DocumentDB): what the project relies on works
+through pymongo, with authentication on."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from services.manager import Endpoints
 
@@ -64,33 +65,24 @@ def test_aggregate_group_count(collection: Collection) -> None:
     assert rows == [{"_id": "x", "n": 2}, {"_id": "y", "n": 1}]
 
 
-def test_concurrent_small_update_commands_keep_the_server_answering(
-    services: Endpoints, collection: Collection
-) -> None:
-    """Writers as the sink and Kafka Connect issue them (REPLACE_CHUNK statements a command, several at once).
-
-    FerretDB 1.24 holds a pooled connection per statement until an update command ends (pool of 100): larger
-    commands, or too many at once, make it stop answering every client. This guards the chunk size we chose.
-    """
-    import json
+def test_concurrent_bulk_upserts_at_the_writers_size(services: Endpoints, collection: Collection) -> None:
+    """Four writers at once, each sending bulk upserts of the size the sink and the connector use (500 a
+    command): the server keeps answering and every document is there once."""
     import threading
-    from pathlib import Path
 
-    from pymongo import MongoClient, ReplaceOne
+    from pymongo import ReplaceOne
 
-    from extractor.stream.sink import REPLACE_CHUNK
+    from extractor.stream.sink import WRITE_CHUNK
 
-    connector = json.loads((Path(__file__).resolve().parents[2] / "connectors" / "mongo-sink.json").read_text())
-    assert int(connector["config"]["max.batch.size"]) <= REPLACE_CHUNK
-    collection.insert_many([{"_id": f"d{i}", "v": 0} for i in range(1000)])
+    collection.insert_many([{"_id": f"d{i}", "v": 0} for i in range(2000)])
     errors: list[str] = []
 
     def writer(k: int) -> None:
         client: MongoClient = MongoClient(services.mongo_uri, socketTimeoutMS=30_000)
         coll = client[collection.database.name][collection.name]
         try:
-            for r in range(8):
-                ids = [f"d{(k * 250 + r * REPLACE_CHUNK + i) % 1000}" for i in range(REPLACE_CHUNK)]
+            for r in range(3):
+                ids = [f"d{(k * 500 + r * 97 + i) % 2500}" for i in range(WRITE_CHUNK)]
                 coll.bulk_write([ReplaceOne({"_id": i}, {"_id": i, "v": r}, upsert=True) for i in ids], ordered=False)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(repr(exc))
@@ -103,4 +95,36 @@ def test_concurrent_small_update_commands_keep_the_server_answering(
     for t in threads:
         t.join(timeout=120)
     assert not errors and not any(t.is_alive() for t in threads)
-    assert collection.count_documents({}) == 1000
+    assert collection.count_documents({}) == len(set(collection.distinct("_id"))) >= 2000
+
+
+def _without_password(uri: str) -> str:
+    scheme, rest = uri.split("://", 1)
+    return f"{scheme}://{rest.split('@', 1)[1].split('/', 1)[0]}/"
+
+
+def test_authentication_is_on(services: Endpoints) -> None:
+    """As on any real MongoDB: no credentials, or a wrong password, and nothing can be read or written."""
+    anonymous: MongoClient = MongoClient(_without_password(services.mongo_uri), serverSelectionTimeoutMS=5000)
+    user = services.mongo_uri.split("://", 1)[1].split(":", 1)[0]
+    wrong: MongoClient = MongoClient(_without_password(services.mongo_uri), username=user,
+                                     password="not-the-password", authSource="admin",
+                                     authMechanism="SCRAM-SHA-256", serverSelectionTimeoutMS=5000)
+    try:
+        with pytest.raises(OperationFailure):
+            anonymous["it_tests"]["auth_probe"].insert_one({"x": 1})
+        with pytest.raises(OperationFailure):
+            anonymous.list_database_names()
+        with pytest.raises(OperationFailure, match="(?i)auth"):
+            wrong["it_tests"]["auth_probe"].find_one()
+    finally:
+        anonymous.close()
+        wrong.close()
+
+
+def test_credentials_file_is_private(services_config) -> None:
+    import stat
+
+    for name in ("mongo.json", "mongo.uri", "connect-secrets.properties"):
+        mode = stat.S_IMODE((services_config.data_dir / "secrets" / name).stat().st_mode)
+        assert mode == 0o600, (name, oct(mode))

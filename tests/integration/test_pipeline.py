@@ -1,7 +1,8 @@
-"""End to end against the real servers: CSV -> producer -> worker (subprocess) -> own sink -> FerretDB, with
-exact reconciliation; poison messages and bad rows in the DLQ with reasons; DLQ replay after a lexicon edit.
+"""End to end against the real servers: CSV -> producer -> worker (subprocess) -> MongoDB writer (Kafka Connect's
+sink connector or the project's sink) -> FerretDB, with exact reconciliation; poison messages and bad rows in the
+DLQ with reasons; DLQ replay after a lexicon edit; patient text in no log of any component.
 
-Each test has its own topics, consumer groups and MongoDB database (one SQLite file per database in FerretDB).
+Each test has its own topics, consumer groups, MongoDB database and (for Connect) its own connector.
 """
 
 from __future__ import annotations
@@ -44,14 +45,15 @@ def _csv(tmp_path: Path, rows: int, bad: bool = True) -> Path:
     return out
 
 
-def test_csv_to_mongo_reconciles_exactly(services, unique_name, tmp_path):
+@pytest.mark.parametrize("writer", ["connect", "sink"])
+def test_csv_to_mongo_reconciles_exactly(services, unique_name, tmp_path, writer):
     pipe = _pipeline(unique_name, services, tmp_path)
     csv_path = _csv(tmp_path, 1000)
     summary = produce_file(pipe.settings, csv_path, keep_ids=True, progress=False)
     assert (summary.sent, summary.dead_lettered, summary.delivery_errors) == (1000, 4, 0)
     try:
         pipe.start("work")
-        pipe.start("sink")
+        pipe.start_writer(writer)
         pipe.wait_caught_up(240)
     finally:
         pipe.stop_all()
@@ -70,7 +72,7 @@ def test_csv_to_mongo_reconciles_exactly(services, unique_name, tmp_path):
     produce_file(pipe.settings, csv_path, progress=False)
     try:
         pipe.start("work")
-        pipe.start("sink")
+        pipe.start_writer(writer)
         pipe.wait_caught_up(240)
     finally:
         pipe.stop_all()
