@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "work": ("extractor.stream.worker", "run an extractor worker (Kafka consumer group member)"),
     "sink": ("extractor.stream.sink", "write processed entries from Kafka to MongoDB"),
     "dlq": ("extractor.stream.dlq", "inspect or replay the dead-letter topic"),
+    "db": ("extractor.tools.db", "create the MongoDB indexes the queries use (`db init`)"),
+    "query": ("extractor.tools.query", "query MongoDB: a patient's entries, entries with a code, counts per code"),
 }
 
 

@@ -1,0 +1,67 @@
+"""The query indexes and the everyday queries (``python -m extractor db init`` / ``query``) on the real server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from extractor.config import REPO_ROOT
+from extractor.stream import store
+from extractor.tools.harness import isolated_settings, subprocess_env
+
+pytestmark = pytest.mark.integration
+
+
+def _doc(i: int, patient: str, ts: str, illnesses: list[tuple[str, bool]], medicines: list[str]) -> dict:
+    return {"_id": f"e{i}", "patient_id": patient, "timestamp": ts, "status": "resolved", "text": "synthetic",
+            "illnesses": [{"canonical": c.lower(), "code": c, "negated": neg} for c, neg in illnesses],
+            "medicines": [{"canonical": c.lower(), "code": c, "negated": False} for c in medicines]}
+
+
+@pytest.fixture
+def settings(services, unique_name):
+    s = isolated_settings(unique_name, bootstrap_servers=services.bootstrap_servers, mongo_uri=services.mongo_uri,
+                          mongo_database="it_tests")
+    coll = store.collection(s)
+    coll.insert_many([
+        _doc(1, "P1", "2024-01-05T10:00:00Z", [("E11", False)], ["DB00331"]),
+        _doc(2, "P1", "2024-03-01T10:00:00Z", [("E11", False), ("I10", False)], ["DB00331", "DB00722"]),
+        _doc(3, "P2", "2024-02-10T10:00:00Z", [("I10", False)], ["DB00722"]),
+        _doc(4, "P3", "2024-02-11T10:00:00Z", [("E11", True)], []),  # negated: not counted by default
+        _doc(5, "P3", "2023-12-31T23:00:00Z", [("J11", False)], []),
+    ])
+    yield s
+    coll.drop()
+
+
+def test_indexes_and_queries(settings):
+    coll = store.collection(settings)
+    names = store.ensure_indexes(settings)
+    assert names == store.ensure_indexes(settings)  # idempotent
+    assert {n for n, _ in store.INDEXES} <= set(coll.index_information())
+    docs = list(store.patient_documents(coll, "P1"))
+    assert [d["_id"] for d in docs] == ["e1", "e2"] and "text" not in docs[0]
+    jan_feb = store.TimeRange("2024-01-01", "2024-03-01")
+    assert [d["_id"] for d in store.documents_with_code(coll, "illness", "E11", jan_feb)] == ["e1", "e4"]
+    assert [d["_id"] for d in store.documents_with_code(coll, "medicine", "DB00722")] == ["e3", "e2"]
+    counts = {r["code"]: (r["entries"], r["patients"]) for r in store.counts_per_code(coll, "illness")}
+    assert counts == {"E11": (2, 1), "I10": (2, 2), "J11": (1, 1)}
+    with_negated = {r["code"]: r["entries"] for r in store.counts_per_code(coll, "illness", include_negated=True)}
+    assert with_negated["E11"] == 3
+    in_2024 = {r["code"] for r in store.counts_per_code(coll, "illness", store.TimeRange("2024-01-01"))}
+    assert in_2024 == {"E11", "I10"}
+
+
+def test_query_command_json(settings):
+    def run(*args: str) -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "extractor", "query", *args, "--json"], cwd=REPO_ROOT,
+                             env=subprocess_env(settings), capture_output=True, text=True, timeout=120, check=True)
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    assert [r["entry_id"] for r in run("patient", "P1")] == ["e1", "e2"]
+    assert [r["entry_id"] for r in run("code", "I10", "--since", "2024-02-01")] == ["e3", "e2"]
+    assert run("counts", "--kind", "medicine")[0] == {"code": "DB00331", "canonical": "db00331", "entries": 2,
+                                                      "patients": 1}
