@@ -180,26 +180,13 @@ class FakeCollection:
             self.failures -= 1
             raise self.exc or AutoReconnect("down")
 
-    def insert_many(self, docs, ordered=True):
-        from pymongo.errors import BulkWriteError
-
-        self._maybe_fail()
-        errors = []
-        for i, d in enumerate(docs):
-            if d["_id"] in self.docs:
-                errors.append({"index": i, "code": 11000})
-            else:
-                self.docs[d["_id"]] = dict(d)
-        if errors:
-            raise BulkWriteError({"writeErrors": errors})
-
     def bulk_write(self, ops, ordered=True):
         self._maybe_fail()
         for op in ops:
             self.docs[op._filter["_id"]] = op._doc
 
-    def create_index(self, key, name=None):
-        pass
+    def create_indexes(self, models):
+        return [m.document["name"] for m in models]
 
 
 def test_sink_retries_then_commits_and_dedupes():
@@ -232,10 +219,10 @@ def test_sink_dead_letters_bad_records_and_bisects_bad_documents():
     from pymongo.errors import OperationFailure
 
     class PickyCollection(FakeCollection):
-        def insert_many(self, docs, ordered=True):
-            if any(d.get("bad") for d in docs):
+        def bulk_write(self, ops, ordered=True):
+            if any(op._doc.get("bad") for op in ops):
                 raise OperationFailure("bad value", code=2)
-            super().insert_many(docs, ordered)
+            super().bulk_write(ops, ordered)
 
     msgs = [Msg(b"not json", 0, topic="out"), Msg(b'{"_id": "x", "bad": 1}', 1, topic="out"),
             Msg(b'{"_id": "y"}', 2, topic="out")]

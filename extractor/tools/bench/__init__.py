@@ -1,8 +1,9 @@
-"""``python -m extractor bench chain|pipeline``: benchmarks that print figures (never timed tests).
+"""``python -m extractor bench chain|pipeline|store``: benchmarks that print figures (never timed tests).
 
-One module per benchmark: :mod:`extractor.tools.bench.chain` (the chain alone, in one process) and
-:mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB); both print with
-:func:`extractor.tools.bench.report.report`. Each is imported only when it runs.
+One module per benchmark: :mod:`extractor.tools.bench.chain` (the chain alone, in one process),
+:mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB) and
+:mod:`extractor.tools.bench.store` (the MongoDB store at scale, both writers); all print with
+:func:`extractor.tools.bench.report.report`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         pp.set_defaults(_bench=run_pipeline_bench)
     except ImportError as exc:  # the module is optional for `bench chain`
         pp.set_defaults(_bench=lambda a, exc=exc: _missing(exc))
+
+
+    st = sub.add_parser("store", help="MongoDB at N documents: lookups, upserts, code queries, writer rates")
+    from extractor.tools.bench.store import configure_store_parser, run_store_bench
+
+    configure_store_parser(st)
+    st.set_defaults(_bench=run_store_bench)
 
 
 def _missing(exc: Exception) -> int:

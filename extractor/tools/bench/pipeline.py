@@ -73,8 +73,8 @@ def _wait_members(settings: Settings, group: str, n: int, deadline: float) -> No
 class _Lag:
     """Committed lag of one consumer group on one topic, from a long-lived probe consumer (never subscribes).
 
-    Counting documents is no progress probe on FerretDB 1.24: ``count`` reads every document (0.5 s at 20,000
-    documents), and polling it would eat the very CPU being measured. The worker and the sink commit only after
+    Counting documents is no progress probe: a full ``count`` reads every document on FerretDB, and polling it
+    would eat the very CPU being measured. The worker and the sink commit only after
     their output is durable, so "both groups at lag 0" is "every entry is a document or a DLQ record"."""
 
     def __init__(self, settings: Settings, group: str, topic: str):
