@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     batch_size: int = 500
     poll_timeout_s: float = 0.5
     producer_linger_ms: int = 20
+    # largest message the producer sends (the broker's own limit, read at start, wins when smaller); a row whose
+    # message would be larger is dead-lettered as too_large, without its bytes
+    max_message_bytes: int = Field(1_000_000, ge=1024)
+    # the whole run stops (exit 3) when no broker answers for this long
+    producer_unreachable_timeout_s: float = 30.0
     compression_type: str = "lz4"
     lexicon_reload_s: float = 10.0  # worker: how often to call chain.reload_if_changed(); 0 = never
     sink_max_backoff_s: float = 10.0  # sink: cap of the exponential backoff while MongoDB is down

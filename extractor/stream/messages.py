@@ -37,6 +37,8 @@ R_MISSING_PATIENT_ID = "missing_patient_id"
 R_BAD_TIMESTAMP = "bad_timestamp"
 R_COLUMN_COUNT = "column_count"
 R_UNDECODABLE = "undecodable"  # also used by the worker for values that are not UTF-8
+R_TOO_LARGE = "too_large"  # the message would exceed what the broker (or max_message_bytes) accepts
+R_PRODUCE_FAILED = "produce_failed"  # any other per-row failure to produce (the client refused the row)
 # decode / validate stage (poison messages)
 R_NOT_JSON = "not_json"
 R_SCHEMA = "schema_invalid"
@@ -49,7 +51,8 @@ R_EXTRACT_ERROR = "extract_error"
 R_BAD_DOCUMENT = "bad_document"
 
 REASONS = (
-    R_MISSING_TEXT, R_MISSING_PATIENT_ID, R_BAD_TIMESTAMP, R_COLUMN_COUNT, R_UNDECODABLE, R_NOT_JSON,
+    R_MISSING_TEXT, R_MISSING_PATIENT_ID, R_BAD_TIMESTAMP, R_COLUMN_COUNT, R_UNDECODABLE, R_TOO_LARGE,
+    R_PRODUCE_FAILED, R_NOT_JSON,
     R_SCHEMA, R_EMPTY_TEXT, R_TOO_LONG, R_UNRESOLVED, R_EXTRACT_ERROR, R_BAD_DOCUMENT,
 )
 STAGE_PRODUCE, STAGE_DECODE, STAGE_VALIDATE, STAGE_EXTRACT, STAGE_SINK = (
@@ -75,9 +78,11 @@ H_REPLAY_COUNT = "replay_count"
 H_REPLAY_OF = "replay_of"
 H_FAILED_AT = "failed_at"
 H_PRODUCED_AT = "produced_at"  # input messages: wall-clock ms when produced (latency measurement)
+H_SIZE = "size"  # too_large: bytes of the row (the row itself is not in the record)
+H_SHA256 = "sha256"  # too_large: SHA-256 of the row's raw bytes, to find it in the source file
 DLQ_HEADER_NAMES = frozenset({
     H_REASON, H_STAGE, H_ERROR_CLASS, H_ERROR, H_ENTRY_ID, H_SRC_TOPIC, H_SRC_PARTITION, H_SRC_OFFSET,
-    H_EXTRACTOR_VERSION, H_LEXICON_VERSION, H_REPLAY_COUNT, H_REPLAY_OF, H_FAILED_AT,
+    H_EXTRACTOR_VERSION, H_LEXICON_VERSION, H_REPLAY_COUNT, H_REPLAY_OF, H_FAILED_AT, H_SIZE, H_SHA256,
 })
 
 
@@ -376,7 +381,8 @@ def dlq_headers(*, reason: str, stage: str, error_class: str, error: str = "",
                 source_topic: str | None = None, source_partition: int | None = None,
                 source_offset: int | None = None, extractor_version: str | None = None,
                 lexicon_version: str | None = None, replay_count: int = 0,
-                replay_of: str | None = None, failed_at: str | None = None) -> list[tuple[str, bytes]]:
+                replay_of: str | None = None, failed_at: str | None = None, size: int | None = None,
+                sha256: str | None = None) -> list[tuple[str, bytes]]:
     """Headers of a dead-letter record: the original record's headers (minus old DLQ headers) + ours."""
     out: list[tuple[str, bytes]] = [
         (k, v if v is not None else b"") for k, v in (original or ()) if k not in DLQ_HEADER_NAMES
@@ -386,7 +392,7 @@ def dlq_headers(*, reason: str, stage: str, error_class: str, error: str = "",
         (H_ENTRY_ID, entry_id), (H_SRC_TOPIC, source_topic), (H_SRC_PARTITION, source_partition),
         (H_SRC_OFFSET, source_offset), (H_EXTRACTOR_VERSION, extractor_version),
         (H_LEXICON_VERSION, lexicon_version), (H_REPLAY_COUNT, replay_count), (H_REPLAY_OF, replay_of),
-        (H_FAILED_AT, failed_at or utc_now_iso()),
+        (H_FAILED_AT, failed_at or utc_now_iso()), (H_SIZE, size), (H_SHA256, sha256),
     ]
     out.extend((k, _b(v)) for k, v in fields if v is not None)
     return out

@@ -7,14 +7,24 @@ Each valid row becomes one JSON message (``schemas/entry.schema.json``) keyed by
 Invalid rows (blank text or patient id, bad timestamp, wrong column count, bytes that are not UTF-8, rows the
 csv module rejects) go to the dead-letter topic with a ``reason`` header and the row's raw bytes as value.
 
+No row can stop the run. A row whose message would exceed what the broker accepts (the topic's
+``max.message.bytes``, read at start) or ``max_message_bytes`` is dead-lettered as ``too_large`` with its source
+(file, row), size and SHA-256 but WITHOUT its bytes (the value is a small JSON of the same facts); so is one the
+broker refuses later as too large. Any other per-row refusal by the client becomes ``produce_failed``. The summary
+reconciles ``rows = sent + dead_lettered + skipped_blank``. Only a failure of the whole run stops it: no broker
+answering within ``producer_unreachable_timeout_s`` (exit 3), an unreadable file (exit 2), or deliveries that
+still fail after librdkafka's retries (exit 1).
+
 The producer is idempotent (``enable.idempotence``, ``acks=all``) and batches (``linger.ms``); every delivery
-report is checked, and any delivery error makes the command exit non-zero.
+report is checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import hashlib
 import json
 import logging
 import sys
@@ -46,15 +56,57 @@ class ProduceSummary:
     dlq_reasons: dict[str, int] = field(default_factory=dict)
     entry_ids: list[str] | None = None  # only when asked (tests, demo)
 
+    def reconciles(self) -> bool:
+        return self.rows == self.sent + self.dead_lettered + self.skipped_blank
+
     @property
     def rate(self) -> float:
         return self.sent / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.dlq_reasons.items())) or "none"
-        return (f"produced {self.file}: sent={self.sent} dead_lettered={self.dead_lettered} ({reasons}) "
-                f"skipped_blank={self.skipped_blank} delivery_errors={self.delivery_errors} "
-                f"seconds={self.seconds:.2f} rate={self.rate:.0f}/s")
+        return (f"produced {self.file}: rows={self.rows} sent={self.sent} dead_lettered={self.dead_lettered} "
+                f"({reasons}) skipped_blank={self.skipped_blank} delivery_errors={self.delivery_errors} "
+                f"seconds={self.seconds:.2f} rate={self.rate:.0f}/s "
+                f"reconciled={'yes' if self.reconciles() else 'NO'}")
+
+
+class BrokerUnreachable(RuntimeError):
+    """No broker answered: the whole run cannot proceed."""
+
+
+# per-message framing the size check adds to key + value + headers (record and batch headers, varints)
+RECORD_OVERHEAD = 512
+
+
+def check_reachable(settings: Settings, timeout_s: float, admin: Any = None) -> Any:
+    """An admin client that reached a broker; BrokerUnreachable when none answers within ``timeout_s``."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = admin or AdminClient(settings.kafka_common())
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokerUnreachable(f"no Kafka broker answered at {settings.bootstrap_servers} within "
+                                f"{timeout_s:.0f}s ({exc.args[0] if exc.args else exc})") from None
+    return admin
+
+
+def broker_message_limit(settings: Settings, topic: str, timeout_s: float) -> int | None:
+    """The topic's ``max.message.bytes`` (the broker's limit for it); raises BrokerUnreachable if nobody answers,
+    None when the broker does not say."""
+    from confluent_kafka.admin import ConfigResource
+
+    admin = check_reachable(settings, timeout_s)
+    try:
+        res = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+        entries = next(iter(res.values())).result(timeout=timeout_s)
+        return int(entries["max.message.bytes"].value)
+    except Exception as exc:  # noqa: BLE001 - an unknown limit falls back to max_message_bytes
+        log.warning("could not read max.message.bytes of %s (%s); using max_message_bytes", topic,
+                    type(exc).__name__)
+        return None
 
 
 class _RawLines:
@@ -169,14 +221,38 @@ def produce_file(settings: Settings, path: str | Path, *, rate: float | None = N
                  header: bool = True, keep_ids: bool = False, limit: int | None = None,
                  producer: Any = None, flush_timeout_s: float = 120.0) -> ProduceSummary:
     """Publish every row of ``path``; returns the summary after a final flush. ``producer`` may be injected."""
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaError, KafkaException, Producer
 
     path = Path(path)
     source_file = path.name
     summary = ProduceSummary(file=str(path), entry_ids=[] if keep_ids else None)
     own_producer = producer is None
+    limit_bytes = settings.max_message_bytes
     if producer is None:
-        producer = Producer(producer_config(settings))
+        broker_limit = broker_message_limit(settings, settings.input_topic, settings.producer_unreachable_timeout_s)
+        limit_bytes = min(limit_bytes, broker_limit or limit_bytes)
+        # the client's own cap stays above ours, so that our check (not a client exception) decides
+        producer = Producer(producer_config(settings, **{"message.max.bytes": max(limit_bytes * 2, 1_000_000)}))
+
+    def dead_letter(reason: str, error_class: str, detail: str, common: list[tuple[str, bytes]], raw: bytes,
+                    value: bytes | None = None, digest: str | None = None) -> None:
+        """A DLQ record for one row, its raw bytes as value; a row too large for that becomes ``too_large``
+        (facts only). ``value``/``digest`` given: the too_large record itself."""
+        if value is None and len(raw) + RECORD_OVERHEAD > limit_bytes:
+            too_large(common, raw, f"{reason}: row of {len(raw)} bytes > limit {limit_bytes}",
+                      hashlib.sha256(raw).hexdigest())
+            return
+        headers = m.dlq_headers(reason=reason, stage=m.STAGE_PRODUCE, error_class=error_class, error=detail,
+                                original=common, size=len(raw) if digest else None, sha256=digest)
+        send(settings.dlq_topic, raw if value is None else value, None, headers, on_delivery)
+        summary.dead_lettered += 1
+        summary.dlq_reasons[reason] = summary.dlq_reasons.get(reason, 0) + 1
+
+    def too_large(common: list[tuple[str, bytes]], raw: bytes, detail: str, digest: str) -> None:
+        facts = {"reason": m.R_TOO_LARGE, "source_file": source_file,
+                 "source_row": int(dict(common)[m.H_SOURCE_ROW]), "size": len(raw), "sha256": digest}
+        dead_letter(m.R_TOO_LARGE, "MessageSizeTooLarge", detail, common, raw,
+                    value=json.dumps(facts).encode(), digest=digest)
 
     def on_delivery(err: Any, msg: Any) -> None:
         if err is not None:
@@ -186,10 +262,35 @@ def produce_file(settings: Settings, path: str | Path, *, rate: float | None = N
         else:
             summary.delivered += 1
 
-    def send(topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+    refused: list[tuple[list[tuple[str, bytes]], bytes, Any, int]] = []  # filled by delivery callbacks
+
+    def on_entry_delivery(common: list[tuple[str, bytes]], raw: bytes, attempt: int, err: Any, msg: Any) -> None:
+        """The broker refused an entry as too large (its limit is below ours). The refusal covers the whole batch
+        the entry travelled in, so each refused entry is sent once more on its own; refused again, its row is
+        dead-lettered. Both happen after the callback returns (a callback must not produce or poll)."""
+        if err is not None and getattr(err, "code", lambda: None)() == KafkaError.MSG_SIZE_TOO_LARGE:
+            summary.sent -= 1
+            refused.append((common, raw, msg, attempt))
+            return
+        on_delivery(err, msg)
+
+    def dead_letter_refused() -> None:
+        while refused:
+            common, raw, msg, attempt = refused.pop()
+            if attempt == 0:  # alone this time: a batch of one
+                send(msg.topic(), msg.value(), msg.key(), msg.headers(),
+                     functools.partial(on_entry_delivery, common, raw, 1))
+                summary.sent += 1
+                producer.flush(flush_timeout_s)
+            else:
+                too_large(common, raw, f"broker refused {len(msg.value() or b'')} bytes",
+                          hashlib.sha256(raw).hexdigest())
+
+    def send(topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]],
+             callback: Any) -> None:
         while True:
             try:
-                producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
                 break
             except BufferError:  # local queue full: let deliveries drain
                 producer.poll(0.05)
@@ -219,19 +320,33 @@ def produce_file(settings: Settings, path: str | Path, *, rate: float | None = N
                 if row.entry is not None:
                     e = row.entry
                     headers = [*common, (m.H_PRODUCED_AT, str(int(time.time() * 1000)).encode())]
-                    send(settings.input_topic, m.encode_entry(e), (e.patient_id or "").encode("utf-8"), headers)
-                    summary.sent += 1
-                    if summary.entry_ids is not None:
-                        summary.entry_ids.append(e.entry_id)
+                    value, key = m.encode_entry(e), (e.patient_id or "").encode("utf-8")
+                    size = len(value) + len(key) + sum(len(k) + len(v) for k, v in headers) + RECORD_OVERHEAD
+                    if size > limit_bytes:
+                        too_large(common, row.raw, f"{size} bytes > limit {limit_bytes}",
+                                  hashlib.sha256(row.raw).hexdigest())
+                        log.debug("row %d dead-lettered reason=%s", row.row, m.R_TOO_LARGE)
+                    else:
+                        try:
+                            send(settings.input_topic, value, key, headers,
+                                 functools.partial(on_entry_delivery, common, row.raw, 0))
+                        except KafkaException as exc:  # the client refused this one row
+                            kerr = exc.args[0] if exc.args else None
+                            name = kerr.name() if hasattr(kerr, "name") else type(exc).__name__
+                            if hasattr(kerr, "code") and kerr.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                                too_large(common, row.raw, name, hashlib.sha256(row.raw).hexdigest())
+                            else:
+                                dead_letter(m.R_PRODUCE_FAILED, name, name, common, row.raw)
+                        else:
+                            summary.sent += 1
+                            if summary.entry_ids is not None:
+                                summary.entry_ids.append(e.entry_id)
                 else:
                     err = row.error
                     assert err is not None
-                    headers = m.dlq_headers(reason=err.reason, stage=err.stage, error_class=err.error_class,
-                                            error=err.detail, original=common)
-                    send(settings.dlq_topic, row.raw, None, headers)
-                    summary.dead_lettered += 1
-                    summary.dlq_reasons[err.reason] = summary.dlq_reasons.get(err.reason, 0) + 1
+                    dead_letter(err.reason, err.error_class, err.detail, common, row.raw)
                     log.debug("row %d dead-lettered reason=%s", row.row, err.reason)
+                dead_letter_refused()
                 if bar is not None:
                     bar.update(1)
                 if rate:
@@ -239,6 +354,9 @@ def produce_file(settings: Settings, path: str | Path, *, rate: float | None = N
                     if ahead > 0:
                         time.sleep(ahead)
         remaining = producer.flush(flush_timeout_s)
+        while refused and not remaining:
+            dead_letter_refused()
+            remaining = producer.flush(flush_timeout_s)
         if remaining:
             summary.delivery_errors += remaining
             log.error("%d messages still undelivered after %.0fs flush", remaining, flush_timeout_s)
@@ -277,11 +395,24 @@ def run(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         print(f"no such file: {args.file}", file=sys.stderr)
         return 2
-    if not args.no_create_topics:
-        _ensure_topics(settings)
     try:
+        with args.file.open("rb"):
+            pass
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        if not args.no_create_topics:
+            check_reachable(settings, settings.producer_unreachable_timeout_s)
+            _ensure_topics(settings)
         summary = produce_file(settings, args.file, rate=args.rate, progress=False if args.no_progress else None,
                                header=not args.no_header, limit=args.limit)
+    except BrokerUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2

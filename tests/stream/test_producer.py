@@ -131,3 +131,55 @@ def test_rate_limit(tmp_path):
         f"{i},signs of flu,2024-01-01\n".encode() for i in range(20)))
     summary = produce_file(Settings(), p, producer=FakeProducer(), progress=False, rate=100)
     assert summary.seconds >= 0.18
+
+
+def test_a_row_too_large_is_dead_lettered_without_its_bytes_and_the_run_goes_on(tmp_path):
+    import hashlib
+
+    big_text = "signs of flu " * 2000  # ~26 KB: over a 10 KB limit
+    big_row = f'P1,"{big_text}",2024-01-01T00:00:00Z\n'.encode()
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"patient_id,medical_entry,timestamp\n" + big_row
+                     + b"P2,Patient shows signs of flu.,2024-01-01T00:00:00Z\n"
+                     + b"P3,x,not-a-time\n")
+    p = FakeProducer()
+    s = Settings(input_topic="in", dlq_topic="dlq", max_message_bytes=10_000, max_text_chars=100_000)
+    summary = produce_file(s, path, producer=p, progress=False)
+    assert (summary.rows, summary.sent, summary.dead_lettered, summary.skipped_blank) == (3, 1, 2, 0)
+    assert summary.reconciles() and "reconciled=yes" in summary.line()
+    assert summary.dlq_reasons == {m.R_TOO_LARGE: 1, m.R_BAD_TIMESTAMP: 1}
+    big = next(r for r in p.sent if r["headers"].get("reason") == m.R_TOO_LARGE)
+    assert big["topic"] == "dlq"
+    assert b"signs of flu" not in big["value"]  # the oversized bytes are not in the record
+    facts = json.loads(big["value"])
+    assert facts == {"reason": "too_large", "source_file": "in.csv", "source_row": 2, "size": len(big_row),
+                     "sha256": hashlib.sha256(big_row).hexdigest()}
+    assert big["headers"]["sha256"] == facts["sha256"] and big["headers"]["size"] == str(len(big_row))
+    assert big["headers"]["source_row"] == "2" and big["headers"]["stage"] == "produce"
+    assert [r["topic"] for r in p.sent].count("in") == 1
+
+
+def test_a_bad_row_too_large_for_the_dlq_becomes_too_large(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"patient_id,medical_entry,timestamp\n" + b"P1," + b"x" * 20_000 + b",not-a-time\n")
+    p = FakeProducer()
+    summary = produce_file(Settings(dlq_topic="dlq", max_message_bytes=10_000), path, producer=p, progress=False)
+    assert summary.dlq_reasons == {m.R_TOO_LARGE: 1} and summary.reconciles()
+    assert b"xxxx" not in p.sent[0]["value"] and "bad_timestamp" in p.sent[0]["headers"]["error"]
+
+
+def test_a_row_the_client_refuses_is_dead_lettered_not_fatal(tmp_path):
+    from confluent_kafka import KafkaError, KafkaException
+
+    class Refusing(FakeProducer):
+        def produce(self, topic, value=None, key=None, headers=None, on_delivery=None):
+            if topic == "in" and b"refuse-me" in (value or b""):
+                raise KafkaException(KafkaError(KafkaError._INVALID_ARG, "refused"))
+            super().produce(topic, value, key, headers, on_delivery)
+
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"patient_id,medical_entry,timestamp\nP1,refuse-me,2024-01-01\nP2,fine,2024-01-01\n")
+    p = Refusing()
+    summary = produce_file(Settings(input_topic="in", dlq_topic="dlq"), path, producer=p, progress=False)
+    assert (summary.sent, summary.dead_lettered) == (1, 1) and summary.dlq_reasons == {m.R_PRODUCE_FAILED: 1}
+    assert summary.reconciles()
