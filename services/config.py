@@ -10,6 +10,7 @@ environment variable        default         meaning
 ``SERVICES_CONTROLLER_PORT`` 9093           KRaft controller listener
 ``SERVICES_MONGO_PORT``     27017           FerretDB 2 (MongoDB wire protocol)
 ``SERVICES_POSTGRES_PORT``  5433            PostgreSQL + DocumentDB under FerretDB
+``SERVICES_KAFKA_SECURITY`` ``plaintext``   ``sasl_ssl``: the broker and Connect speak SASL/SCRAM-SHA-512 over TLS
 ``SERVICES_CONNECT_PORT``   8083            Kafka Connect REST API
 ==========================  ==============  ==========================================
 """
@@ -47,6 +48,13 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not a port number") from None
 
 
+def _security(value: str) -> str:
+    v = value.strip().lower()
+    if v not in ("plaintext", "sasl_ssl"):
+        raise ValueError(f"SERVICES_KAFKA_SECURITY={value!r}: choose plaintext or sasl_ssl")
+    return v
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     data_dir: Path
@@ -55,6 +63,7 @@ class ServiceConfig:
     mongo_port: int = 27017
     connect_port: int = 8083
     postgres_port: int = 5433
+    kafka_security: str = "plaintext"  # or "sasl_ssl"
 
     @classmethod
     def from_env(
@@ -75,6 +84,7 @@ class ServiceConfig:
             mongo_port=mongo_port or _env_int("SERVICES_MONGO_PORT", 27017),
             connect_port=connect_port or _env_int("SERVICES_CONNECT_PORT", 8083),
             postgres_port=postgres_port or _env_int("SERVICES_POSTGRES_PORT", 5433),
+            kafka_security=_security(os.environ.get("SERVICES_KAFKA_SECURITY", "plaintext")),
         )
 
     @property

@@ -55,8 +55,22 @@ def connector_spec(cfg: ServiceConfig | None = None) -> dict[str, Any]:
     return spec
 
 
+def _security_properties(cfg: ServiceConfig) -> str:
+    """The worker's own clients and those of its connectors (producer., consumer., admin.) on SASL_SSL."""
+    if cfg.kafka_security != "sasl_ssl":
+        return ""
+    from services import secrets, tls
+
+    cred = secrets.kafka_credentials(cfg)
+    jaas = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+            f'username="{cred["user"]}" password="{cred["password"]}";')
+    lines = ["security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512", f"sasl.jaas.config={jaas}",
+             "ssl.truststore.type=PEM", f"ssl.truststore.location={tls.ca_file(cfg)}"]
+    return "".join(f"{prefix}{line}\n" for prefix in ("", "producer.", "consumer.", "admin.") for line in lines)
+
+
 def worker_properties(cfg: ServiceConfig) -> str:
-    return f"""\
+    return _security_properties(cfg) + f"""\
 # written by python -m services on every start; edit services/connect.py instead
 bootstrap.servers={cfg.bootstrap_servers}
 key.converter=org.apache.kafka.connect.storage.StringConverter
@@ -141,7 +155,9 @@ def start(cfg: ServiceConfig) -> int:
     d = _dir(cfg)
     d.mkdir(parents=True, exist_ok=True)
     worker = d / "worker.properties"
-    worker.write_text(worker_properties(cfg))
+    from services.secrets import write_private
+
+    write_private(worker, worker_properties(cfg))  # 0600: holds the SASL password in sasl_ssl mode
     connector = d / "mongo-sink.json"
     connector.write_text(json.dumps(connector_spec(cfg), indent=2) + "\n")
     argv = [*java_argv(java, cfg), MAIN_CLASS, str(worker), str(connector)]

@@ -89,11 +89,18 @@ def _start_unless_running(name: str, cfg: ServiceConfig) -> bool:
     return True
 
 
+def kafka_settings(cfg: ServiceConfig) -> dict[str, str]:
+    """The extractor's Kafka settings for this broker (with SASL/TLS in sasl_ssl mode)."""
+    if cfg.kafka_security == "sasl_ssl":
+        return {k[len("EXTRACTOR_"):].lower(): v for k, v in secrets.kafka_client_env(cfg).items()}
+    return {"bootstrap_servers": cfg.bootstrap_servers}
+
+
 def ensure_topics(cfg: ServiceConfig) -> dict[str, str]:
     from extractor.config import load_settings
     from extractor.stream.topics import ensure_topics as _ensure
 
-    settings = load_settings(bootstrap_servers=cfg.bootstrap_servers)
+    settings = load_settings(**kafka_settings(cfg))
     ep = endpoints(cfg)
     # the connector's own dead-letter topic too (Connect would create it, but not before the first error)
     return _ensure(settings, extra={ep.connector_dlq_topic: 1, ep.connector_topic: settings.input_partitions})
@@ -127,6 +134,8 @@ def up(cfg: ServiceConfig, only: list[str] | None = None) -> Endpoints:
         log.info("mongodb indexes: %s", ", ".join(ensure_indexes(cfg)))
     if "kafka" in names:
         kafka.wait(cfg)
+        if cfg.kafka_security == "sasl_ssl":
+            log.info("kafka: SASL_SSL (SCRAM-SHA-512); client settings in %s", secrets.write_kafka_client_env(cfg))
         for topic, state in ensure_topics(cfg).items():
             log.info("topic %s: %s", topic, state)
     if "connect" in names:

@@ -262,14 +262,17 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def run_checked(
-    argv: Sequence[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    argv: Sequence[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+    stdin: str | None = None, show_argv: bool = True,
 ) -> str:
-    """Run an install/format step; on failure raise a ServiceError with its output."""
+    """Run an install/format step; on failure raise a ServiceError with its output. Secrets go on ``stdin``."""
     log.debug("running %s", " ".join(argv))
     res = subprocess.run(  # noqa: S603
-        list(argv), cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
+        list(argv), cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False,
+        input=stdin,
     )
     if res.returncode != 0:
         out = (res.stdout + res.stderr).strip()[-4000:]
-        raise ServiceError(f"{what} failed (exit {res.returncode}): {' '.join(argv)}\n{out}")
+        shown = " ".join(argv) if show_argv else f"{argv[0]} … (arguments hidden: they hold secrets)"
+        raise ServiceError(f"{what} failed (exit {res.returncode}): {shown}\n{out}")
     return res.stdout

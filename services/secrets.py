@@ -46,6 +46,34 @@ def mongo_credentials(cfg: ServiceConfig) -> dict[str, str]:
     return cred
 
 
+def kafka_credentials(cfg: ServiceConfig) -> dict[str, str]:
+    """SCRAM-SHA-512 users of the secured broker (the broker's own ``admin``, the clients' ``extractor``) and the
+    TLS keystore password."""
+    path = secrets_dir(cfg) / "kafka.json"
+    if path.is_file():
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    cred = {"admin_user": "admin", "admin_password": _secrets.token_urlsafe(24), "user": "extractor",
+            "password": _secrets.token_urlsafe(24), "keystore_password": _secrets.token_urlsafe(24)}
+    write_private(path, json.dumps(cred) + "\n")
+    return cred
+
+
+def kafka_client_env(cfg: ServiceConfig) -> dict[str, str]:
+    """The EXTRACTOR_* settings that point a client at the secured broker (SASL_SSL + SCRAM-SHA-512)."""
+    cred = kafka_credentials(cfg)
+    return {"EXTRACTOR_BOOTSTRAP_SERVERS": cfg.bootstrap_servers, "EXTRACTOR_SECURITY_PROTOCOL": "SASL_SSL",
+            "EXTRACTOR_SASL_MECHANISM": "SCRAM-SHA-512", "EXTRACTOR_SASL_USERNAME": cred["user"],
+            "EXTRACTOR_SASL_PASSWORD": cred["password"],
+            "EXTRACTOR_SSL_CA_LOCATION": str(cfg.data_dir / "tls" / "ca.pem")}
+
+
+def write_kafka_client_env(cfg: ServiceConfig) -> Path:
+    """``.services/secrets/kafka-client.env`` (0600): ``set -a; . that-file`` points the extractor at the broker."""
+    path = secrets_dir(cfg) / "kafka-client.env"
+    write_private(path, "".join(f"{k}={v}\n" for k, v in kafka_client_env(cfg).items()))
+    return path
+
+
 def mongo_uri(cfg: ServiceConfig) -> str:
     """The local MongoDB URI with credentials (SCRAM-SHA-256, the mechanism FerretDB 2 supports)."""
     cred = mongo_credentials(cfg)

@@ -17,9 +17,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from extractor.stream.store import ensure_indexes
+    from extractor.stream.store import collection, ensure_indexes, mongo_client
 
     settings = load_settings(args.config)
-    names = ensure_indexes(settings)
+    # no socket timeout: building an index on a large existing collection takes as long as it takes
+    names = ensure_indexes(settings, collection(settings, mongo_client(settings, socketTimeoutMS=None)))
     print(f"{settings.mongo_database}.{settings.mongo_collection}: indexes {', '.join(names)}")
     return 0

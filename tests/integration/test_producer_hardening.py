@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path

@@ -140,7 +140,7 @@ def run_store_bench(args: argparse.Namespace) -> int:
     settings = isolated_settings(base, mongo_database=database, mongo_collection="processed_entries")
     ensure_servers(settings)
     rng = random.Random(args.seed)
-    client = store.mongo_client(settings)
+    client = store.mongo_client(settings, socketTimeoutMS=None)  # index builds at 1M documents take minutes
     coll = store.collection(settings, client)
     figures: dict[str, Any] = {"docs": args.docs}
     print(f"bench store: {args.docs} documents into {database} (server {settings.redacted()['mongo_uri']})",
