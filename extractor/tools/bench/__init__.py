@@ -1,8 +1,9 @@
-"""``python -m extractor bench chain|pipeline|store``: benchmarks that print figures (never timed tests).
+"""``python -m extractor bench chain|pipeline|store|soak``: benchmarks that print figures (never timed tests).
 
 One module per benchmark: :mod:`extractor.tools.bench.chain` (the chain alone, in one process),
 :mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB) and
-:mod:`extractor.tools.bench.store` (the MongoDB store at scale, both writers); all print with
+:mod:`extractor.tools.bench.store` (the MongoDB store at scale, both writers) and
+:mod:`extractor.tools.bench.soak` (steady load with faults); all print with
 :func:`extractor.tools.bench.report.report`.
 """
 
@@ -34,6 +35,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
     configure_store_parser(st)
     st.set_defaults(_bench=run_store_bench)
+    so = sub.add_parser("soak", help="minutes of steady load with worker SIGKILLs and a broker restart")
+    from extractor.tools.bench.soak import configure_soak_parser, run_soak_bench
+
+    configure_soak_parser(so)
+    so.set_defaults(_bench=run_soak_bench)
 
 
 def _missing(exc: Exception) -> int:
