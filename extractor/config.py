@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     group_id: str = "extractor-workers"
     sink_group_id: str = "extractor-mongo-sink"
     batch_size: int = 500
+    # worker: characters of entry text per chain call; long notes make smaller polls (batch_size adapts) and
+    # the consumer stays in its group while a batch runs (paused partitions are polled between chunks)
+    max_batch_chars: int = Field(200_000, ge=1_000)
+    max_poll_interval_ms: int = Field(300_000, ge=10_000)
     poll_timeout_s: float = 0.5
     producer_linger_ms: int = 20
     # largest message the producer sends (the broker's own limit, read at start, wins when smaller); a row whose

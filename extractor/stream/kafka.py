@@ -167,12 +167,30 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
-        "max.poll.interval.ms": 300_000,
+        "max.poll.interval.ms": settings.max_poll_interval_ms,
         "fetch.wait.max.ms": 50,
         "partition.assignment.strategy": "cooperative-sticky",
     }
     conf.update(extra)
     return conf
+
+
+def keep_membership(consumer: Any) -> None:
+    """Called between chunks of a long batch: poll with every assigned partition paused, so the consumer stays
+    a live group member (``max.poll.interval.ms``) without taking new records. Rebalance callbacks may run."""
+    try:
+        assignment = consumer.assignment()
+        consumer.pause(assignment)
+        try:
+            msg = consumer.poll(0)
+            if msg is not None and msg.error() is None:  # cannot happen while paused; never drop one silently
+                raise RuntimeError("a record arrived while every partition was paused")
+        finally:
+            consumer.resume(consumer.assignment())
+    except RuntimeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fake or closed consumer: nothing to keep alive
+        log.debug("keep_membership: %s", exc)
 
 
 def poll_batch(consumer: Any, batch_size: int, timeout: float) -> list[Any]:

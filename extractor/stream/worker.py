@@ -2,9 +2,12 @@
 
 The loop (one decision point per record, at-least-once):
 
-1. poll for the first record, then take whatever else is already fetched, up to ``batch_size``;
+1. poll for the first record, then take whatever else is already fetched, up to ``batch_size`` (fewer when the
+   last batch held long notes: about ``4 * max_batch_chars`` characters a poll);
 2. decode + validate each value (``extractor.stream.messages.decode_entry``) — poison goes to the DLQ;
-3. run ``chain.extract_many`` on the batch's texts (batched NER);
+3. run ``chain.extract_many`` on the batch's texts in chunks of at most ``max_batch_chars`` characters; between
+   chunks of a long batch the consumer polls with its partitions paused, so it never exceeds
+   ``max.poll.interval.ms`` and the group does not rebalance under it;
 4. produce each resolved/partial document to processed-entries (key = entry id) and each unresolved entry to
    the DLQ (original bytes, headers with reason/stage/versions/source coordinates);
 5. flush the producer and check that EVERY delivery report of the batch succeeded — only then commit the
@@ -39,6 +42,7 @@ from extractor.stream.kafka import (
     commit_offsets,
     consumer_config,
     flush_all,
+    keep_membership,
     poll_batch,
     produce,
     producer_config,
@@ -74,6 +78,8 @@ class Worker:
         self._batch_dlq: dict[tuple[str, str], int] = {}
         self.extractor_version, self.lexicon_version = chain_versions(chain)
         self.chain_version = str(getattr(chain, "version", "") or self.lexicon_version)
+        self.poll_size = settings.batch_size  # shrinks for long notes (see _extract_in_chunks)
+        self.keepalive_s = min(10.0, settings.max_poll_interval_ms / 1000 / 6)
         if consumer is None:
             from confluent_kafka import Consumer
 
@@ -138,7 +144,7 @@ class Worker:
             except m.PoisonMessage as exc:
                 self._dead_letter(msg, exc, reason=exc.reason, stage=exc.stage, error_class=exc.error_class,
                                   detail=exc.detail, entry_id=None)
-        results = extract_isolating(self.chain, [e.text for _, e in good]) if good else []
+        results = self._extract_in_chunks([e.text for _, e in good]) if good else []
         ok_results = []
         n_processed = 0
         for (msg, entry), result in zip(good, results, strict=True):
@@ -192,6 +198,27 @@ class Worker:
         log.debug("batch of %d done in %.3fs offsets=%s", len(real), time.perf_counter() - t0, nxt)
         return True
 
+    def _extract_in_chunks(self, texts: list[str]) -> list[Any]:
+        """``extract_many`` over chunks of at most ``max_batch_chars`` characters (one entry at least), keeping
+        the group membership alive between chunks; sizes the next poll from this batch's note length."""
+        limit = self.settings.max_batch_chars
+        results: list[Any] = []
+        start = 0
+        last_poll = self.clock()
+        while start < len(texts):
+            end, chars = start, 0
+            while end < len(texts) and (end == start or chars + len(texts[end]) <= limit):
+                chars += len(texts[end])
+                end += 1
+            results.extend(extract_isolating(self.chain, texts[start:end]))
+            start = end
+            if start < len(texts) and self.clock() - last_poll >= self.keepalive_s:
+                keep_membership(self.consumer)
+                last_poll = self.clock()
+        avg = max(1.0, sum(map(len, texts)) / len(texts))
+        self.poll_size = max(1, min(self.settings.batch_size, int(4 * limit / avg)))
+        return results
+
     def _commit_pending(self) -> None:
         res = commit_offsets(self.consumer, self._pending, self.component)
         if res is REBALANCING:  # keep what is still ours: committed by the next batch or idle poll
@@ -220,7 +247,7 @@ class Worker:
         reported = 0
         try:
             while not self.stop:
-                msgs = poll_batch(self.consumer, self.settings.batch_size, self.settings.poll_timeout_s)
+                msgs = poll_batch(self.consumer, self.poll_size, self.settings.poll_timeout_s)
                 now = self.clock()
                 if msgs:
                     last_msg = now

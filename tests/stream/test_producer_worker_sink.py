@@ -234,3 +234,41 @@ def test_sink_dead_letters_bad_records_and_bisects_bad_documents():
     assert sorted(r["headers"]["source_offset"] for r in prod.sent) == ["0", "1"]
     assert all(r["headers"]["reason"] == "bad_document" for r in prod.sent)
     assert consumer.commits == [{("out", 0): 3}]
+
+
+def test_long_notes_run_in_chunks_keep_membership_and_shrink_the_next_poll():
+    """Notes of 20,000 characters: the chain sees chunks of at most max_batch_chars, the consumer polls with its
+    partitions paused between chunks (never a record taken), and the next poll asks for fewer records."""
+    calls: list[int] = []
+    events: list[str] = []
+
+    class SlowChain(FakeChain):
+        def extract_many(self, texts):
+            calls.append(sum(map(len, texts)))
+            return super().extract_many(texts)
+
+    class TrackingConsumer(FakeConsumer):
+        def assignment(self):
+            return ["tp"]
+
+        def pause(self, tps):
+            events.append("pause")
+
+        def resume(self, tps):
+            events.append("resume")
+
+        def poll(self, timeout):
+            events.append("poll")
+            return None
+
+    long = "signs of flu " + "x" * 19_987
+    msgs = [Msg(entry_bytes(f"p{i}", long), i) for i in range(10)]
+    s = Settings(input_topic="in", processed_topic="out", dlq_topic="dlq", batch_size=500, lexicon_reload_s=0,
+                 max_batch_chars=50_000, max_poll_interval_ms=10_000)
+    ticks = iter(range(0, 10_000, 5))  # every clock read is 5 s later: keep-alive due after every chunk
+    w = Worker(s, SlowChain(), consumer=TrackingConsumer(msgs), producer=FakeProducer(), clock=lambda: next(ticks))
+    assert w.process(msgs)
+    assert all(c <= 50_000 for c in calls) and len(calls) == 5  # 2 notes (40,000 characters) a chunk
+    assert events.count("poll") == 4 and events[:3] == ["pause", "poll", "resume"]
+    assert w.poll_size == 10  # 4 * 50,000 / 20,000 characters
+    assert len([r for r in w.producer.sent if r["topic"] == "out"]) == 10
