@@ -27,6 +27,10 @@ def configure_chain_parser(c: argparse.ArgumentParser) -> None:
     c.add_argument("--dev-csv", type=Path, default=DEV_CSV, help="BC5CDR dev CSV for the mixed corpus")
     c.add_argument("--queries", type=int, default=300, help="fuzzy queries for the index-vs-brute-force check")
     c.add_argument("--mode", choices=("cascade", "merge"), default=None)
+    c.add_argument("--lengths", default=None,
+                   help="comma-separated note lengths in characters (e.g. 100,1000,5000,19000): measure notes/s, "
+                        "characters/s and entities per note at each length instead of the short-entry figures")
+    c.add_argument("--notes", type=int, default=40, help="notes per length for --lengths (default 40)")
 
 
 def _rss_mb() -> float:
@@ -44,6 +48,50 @@ def _clinical_entries(n: int) -> list[str]:
     from extractor.tools.generate import generate
 
     return [row["medical_entry"] for row in generate(n, seed=2024)]
+
+
+def make_notes(lengths: Sequence[int], per_length: int) -> dict[int, list[str]]:
+    """Notes of each length, made by joining generated clinical entries (as a note is a run of short ones)."""
+    texts = _clinical_entries(max(2_000, per_length * max(lengths) // 60 + 100))
+    out: dict[int, list[str]] = {}
+    i = 0
+    for length in lengths:
+        notes = []
+        for _ in range(per_length):
+            parts: list[str] = []
+            size = 0
+            while size < length:
+                parts.append(texts[i % len(texts)])
+                size += len(parts[-1]) + 1
+                i += 1
+            notes.append(" ".join(parts)[:length])
+        out[length] = notes
+    return out
+
+
+def length_figures(chain: Any, lengths: Sequence[int], per_length: int) -> dict[str, Any]:
+    """Per note length: notes/s, characters/s, entities per note; and chars/s at the longest vs at 1,000."""
+    notes = make_notes(lengths, per_length)
+    chain.extract_many(notes[lengths[0]][:5])  # warm-up
+    rows: dict[str, Any] = {}
+    for length in lengths:
+        t0 = time.perf_counter()
+        results = chain.extract_many(notes[length])
+        dt = max(time.perf_counter() - t0, 1e-9)
+        chars = sum(map(len, notes[length]))
+        rows[str(length)] = {"notes_per_s": round(len(notes[length]) / dt, 1), "chars_per_s": round(chars / dt),
+                             "ms_per_note": round(dt * 1000 / len(notes[length]), 1),
+                             "entities_per_note": round(sum(len(r.entities) for r in results) / len(results), 1)}
+        print(f"  {length:>6} chars: {rows[str(length)]}", flush=True)
+    figures: dict[str, Any] = {"lengths": rows}
+    for length, row in rows.items():
+        figures[f"chars_per_s_{length}"] = row["chars_per_s"]
+        figures[f"ms_per_note_{length}"] = row["ms_per_note"]
+    longest = str(max(lengths))
+    if "1000" in rows:
+        ratio = rows[longest]["chars_per_s"] / rows["1000"]["chars_per_s"]
+        figures[f"ratio_chars_per_s_{longest}_vs_1000"] = round(ratio, 2)
+    return figures
 
 
 def _dev_sentences(path: Path, limit: int) -> list[str]:
@@ -66,6 +114,12 @@ def run_chain_bench(args: argparse.Namespace) -> int:
     load_s = time.perf_counter() - t0
     rss_loaded = _rss_mb()
     print(f"loaded chain {chain.version} in {load_s:.2f} s, RSS {rss_loaded:.0f} MB (before: {rss0:.0f} MB)")
+
+    if args.lengths:
+        figures: dict[str, Any] = {"version": chain.version, "mode": chain.mode, "load_s": round(load_s, 2)}
+        figures.update(length_figures(chain, [int(x) for x in args.lengths.split(",")], args.notes))
+        figures["peak_rss_mb"] = round(_rss_mb())
+        return report(figures, args.json)
 
     clinical = _clinical_entries(args.entries)
     dev = _dev_sentences(args.dev_csv, len(clinical) // 2)
