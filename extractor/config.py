@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     dlq_topic: str = "dlq-topic"
     input_partitions: int = 3
     group_id: str = "extractor-workers"
+    # static group membership (KIP-345): a worker restarted with the same id (a pod name, say) gets its partitions
+    # back at once instead of waiting for the session timeout and a rebalance
+    group_instance_id: str | None = None
     sink_group_id: str = "extractor-mongo-sink"
     batch_size: int = 500
     # worker: characters of entry text per chain call; long notes make smaller polls (batch_size adapts) and

@@ -83,7 +83,8 @@ class Worker:
         if consumer is None:
             from confluent_kafka import Consumer
 
-            consumer = Consumer(consumer_config(settings, settings.group_id))
+            extra = {"group.instance.id": settings.group_instance_id} if settings.group_instance_id else {}
+            consumer = Consumer(consumer_config(settings, settings.group_id, **extra))
         if producer is None:
             from confluent_kafka import Producer
 

@@ -98,6 +98,8 @@ class Pipeline:
         cmd = [sys.executable, "-m", "extractor", kind, *args]
         if kind == "sink":
             self.writer_group = self.settings.sink_group_id
+        if kind == "work":  # static membership: a worker started again under its name takes its partitions back
+            env = {"EXTRACTOR_GROUP_INSTANCE_ID": f"{self.settings.group_id}-{name}", **(env or {})}
         p = subprocess.Popen(cmd, env={**subprocess_env(self.settings), **(env or {})}, stdout=out,
                              stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
         self.procs[name] = p
