@@ -154,8 +154,8 @@ def down(cfg: ServiceConfig, only: list[str] | None = None, wipe: bool = False) 
             stopped = SERVICES[name].process(cfg).stop(timeout_s=30 if name in ("kafka", "postgres") else 15)
             log.info("%s: %s", name, "stopped" if stopped else "was not running")
     if wipe:
-        for sub in ("kafka/data", "postgres/data", "ferretdb/state", "ferretdb/data", "connect/connect.offsets"):
-            p = cfg.data_dir / sub
+        for p in [cfg.data_dir / sub for sub in ("kafka/data", "ferretdb/state", "ferretdb/data",
+                                                 "connect/connect.offsets")] + [postgres.data_dir(cfg)]:
             if p.is_dir():
                 shutil.rmtree(p)
             elif p.exists():

@@ -131,12 +131,24 @@ def process(cfg: ServiceConfig) -> ManagedProcess:
     return ManagedProcess(NAME, cfg, MARKER, stop_signal="SIGINT")  # SIGINT = fast shutdown (SIGTERM waits)
 
 
+def cluster_root(cfg: ServiceConfig) -> Path:
+    """Where the cluster lives: ``<data dir>/postgres``, unless the server's OS user cannot walk down to it (a
+    checkout under /root, say): then a folder of its own under /var/lib/clinical-extractor, named after the data
+    dir, so that every checkout keeps its own cluster."""
+    own = cfg.data_dir / "postgres"
+    if _traversable(own):
+        return own
+    import hashlib
+
+    return Path("/var/lib/clinical-extractor") / f"pg-{hashlib.sha256(str(cfg.data_dir).encode()).hexdigest()[:12]}"
+
+
 def data_dir(cfg: ServiceConfig) -> Path:
-    return cfg.data_dir / "postgres" / "data"
+    return cluster_root(cfg) / "data"
 
 
 def socket_dir(cfg: ServiceConfig) -> Path:
-    return cfg.data_dir / "postgres" / "sock"
+    return cluster_root(cfg) / "sock"
 
 
 def os_user() -> str | None:
@@ -328,22 +340,19 @@ def _chown(path: Path) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def _check_traversable(path: Path) -> None:
-    """The server's OS user must be able to walk down to its data dir."""
+def _traversable(path: Path) -> bool:
+    """Whether the server's OS user can walk down to ``path`` (always, when we are that user)."""
     if not os_user():
-        return
-    for parent in reversed(path.parents):
-        if parent.exists() and not os.stat(parent).st_mode & 0o001:
-            raise ServiceError(f"{parent} is not searchable by other users (mode {oct(os.stat(parent).st_mode)[-3:]}): "
-                               f"the `postgres` user cannot reach {path}. Choose another SERVICES_DIR, or "
-                               f"`chmod o+x {parent}`.")
+        return True
+    return all(os.stat(parent).st_mode & 0o001 for parent in path.parents if parent.exists())
 
 
 def init_cluster(cfg: ServiceConfig) -> bool:
     """initdb once; (re)write our settings and pg_hba.conf. True when the cluster was created now."""
     data = data_dir(cfg)
     root = data.parent
-    _check_traversable(root)
+    if root != cfg.data_dir / "postgres":
+        log.info("postgres: %s is not reachable by the postgres user; the cluster lives in %s", cfg.data_dir, root)
     root.mkdir(parents=True, exist_ok=True)
     _chown(root)
     created = False

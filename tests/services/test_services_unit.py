@@ -84,3 +84,17 @@ def test_extractor_settings_read_the_local_uri_file(tmp_path: Path, monkeypatch)
         "mongodb://other:1")
     with pytest.raises(ValueError, match="does not exist"):
         load_settings(mongo_uri_file=tmp_path / "missing")
+
+
+def test_cluster_moves_out_of_a_folder_the_postgres_user_cannot_enter(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(postgres, "os_user", lambda: "postgres")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    cfg = ServiceConfig(data_dir=private / "svc")
+    root = postgres.cluster_root(cfg)
+    assert str(root).startswith("/var/lib/clinical-extractor/pg-") and postgres.data_dir(cfg) == root / "data"
+    assert postgres.cluster_root(ServiceConfig(data_dir=private / "other")) != root  # one cluster per checkout
+    private.chmod(0o755)
+    tmp_path.chmod(0o755)
+    if all(p.stat().st_mode & 0o001 for p in private.parents):
+        assert postgres.cluster_root(cfg) == private / "svc" / "postgres"
