@@ -21,6 +21,7 @@ The README's "Chain policy" table gives the accuracy and speed of both, measured
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import unicodedata
@@ -103,8 +104,30 @@ def _labels(entities: Iterable[Entity]) -> set[Label]:
     return {e.label for e in entities}
 
 
-def _overlaps_any(e: Entity, others: Iterable[Entity]) -> bool:
-    return any(e.overlaps(o) for o in others)
+class SpanIndex:
+    """Entities kept sorted by start, answering "which overlap [start, end)?" in O(log n + k) instead of a scan
+    of them all: a long note has hundreds of entities, and all-pairs checks made the chain quadratic in it."""
+
+    def __init__(self, entities: Iterable[Entity] = ()) -> None:
+        self._starts: list[int] = []
+        self._items: list[Entity] = []
+        self._longest = 0
+        for e in entities:
+            self.add(e)
+
+    def add(self, e: Entity) -> None:
+        i = bisect.bisect_right(self._starts, e.start)
+        self._starts.insert(i, e.start)
+        self._items.insert(i, e)
+        self._longest = max(self._longest, e.end - e.start)
+
+    def overlapping(self, start: int, end: int) -> list[Entity]:
+        lo = bisect.bisect_left(self._starts, start - self._longest)
+        hi = bisect.bisect_left(self._starts, end)
+        return [o for o in self._items[lo:hi] if o.start < end and start < o.end]
+
+    def overlaps(self, e: Entity) -> bool:
+        return bool(self.overlapping(e.start, e.end))
 
 
 @dataclass
@@ -229,7 +252,12 @@ class Chain:
                 # below min_confidence an entity is dropped where it is made, so it cannot mask a later stage's
                 ents = [f for f in map(self._finish_entity, ents) if f.confidence >= self.min_confidence]
                 if self.mode == "cascade" and stage.method != "ner":
-                    found[i].extend(e for e in ents if not _overlaps_any(e, found[i]))
+                    # each entity is kept unless it overlaps one already kept (earlier stages' or this one's)
+                    kept = SpanIndex(found[i])
+                    for e in ents:
+                        if not kept.overlaps(e):
+                            found[i].append(e)
+                            kept.add(e)
                 else:  # merge mode; and NER in cascade mode, which only runs on entries left unsettled
                     found[i] = merge_entities(found[i] + ents, self.calibrator)
         results = [self._result(p, f, r) for p, f, r in zip(prepared, found, ran, strict=True)]
@@ -308,14 +336,17 @@ def merge_entities(entities: list[Entity], calibrator: Calibrator | None = None)
     """
     out: list[Entity] = []
     pending = sorted(entities, key=lambda e: (-e.confidence, e.code is None, -(e.end - e.start), e.start))
+    rank = {id(e): i for i, e in enumerate(pending)}
+    index = SpanIndex(pending)
     used = [False] * len(pending)
     for i, e in enumerate(pending):
         if used[i]:
             continue
         used[i] = True
         group = [e]
-        for j in range(i + 1, len(pending)):
-            if not used[j] and pending[j].overlaps(e):
+        # every entity ranked before e is used already: the unused overlapping ones, in rank order
+        for j in sorted(rank[id(o)] for o in index.overlapping(e.start, e.end)):
+            if not used[j]:
                 used[j] = True
                 if pending[j].label == e.label:
                     group.append(pending[j])
