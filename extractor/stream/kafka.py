@@ -193,6 +193,18 @@ def keep_membership(consumer: Any) -> None:
         log.debug("keep_membership: %s", exc)
 
 
+class FatalConsumerError(RuntimeError):
+    """librdkafka reported a fatal error (a fenced static member, say): this consumer can do nothing more. The
+    process exits non-zero so that its supervisor (Kubernetes, systemd, the harness) starts a fresh one."""
+
+
+def raise_if_fatal(msgs: Iterable[Any]) -> None:
+    for msg in msgs:
+        err = msg.error()
+        if err is not None and getattr(err, "fatal", lambda: False)():
+            raise FatalConsumerError(str(err))
+
+
 def poll_batch(consumer: Any, batch_size: int, timeout: float) -> list[Any]:
     """Wait up to ``timeout`` for the first record, then take what is already fetched (no extra wait), so a
     quiet topic has low latency and a busy one gets full batches."""

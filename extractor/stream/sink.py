@@ -29,6 +29,7 @@ from extractor.stream import metrics, store
 from extractor.stream.kafka import (
     REBALANCING,
     DeliveryTracker,
+    FatalConsumerError,
     StopFlag,
     add_common_args,
     batch_offsets,
@@ -38,6 +39,7 @@ from extractor.stream.kafka import (
     poll_batch,
     produce,
     producer_config,
+    raise_if_fatal,
     seek_back,
     still_assigned,
 )
@@ -171,6 +173,7 @@ class Sink:
 
     def process(self, msgs: list[Any]) -> bool:
         t0 = time.perf_counter()
+        raise_if_fatal(msgs)
         real = [msg for msg in msgs if msg.error() is None]
         for msg in msgs:
             if msg.error() is not None:
@@ -292,5 +295,9 @@ def run(args: argparse.Namespace) -> int:
     log.info("sink settings %s", json.dumps(settings.redacted(), sort_keys=True))
     stop = StopFlag().install()
     metrics.serve(settings.metrics_port)
-    Sink(settings, stop=stop).run(max_idle_s=args.max_idle_s)
+    try:
+        Sink(settings, stop=stop).run(max_idle_s=args.max_idle_s)
+    except FatalConsumerError as exc:
+        log.error("fatal consumer error, exiting for a restart: %s", exc)
+        return 3
     return 0

@@ -36,6 +36,7 @@ from extractor.stream.extraction import chain_versions, extract_isolating, load_
 from extractor.stream.kafka import (
     REBALANCING,
     DeliveryTracker,
+    FatalConsumerError,
     StopFlag,
     add_common_args,
     batch_offsets,
@@ -46,6 +47,7 @@ from extractor.stream.kafka import (
     poll_batch,
     produce,
     producer_config,
+    raise_if_fatal,
     seek_back,
     still_assigned,
 )
@@ -135,6 +137,7 @@ class Worker:
         self.tracker.reset()
         self._batch_dlq = {}
         good: list[tuple[Any, m.Entry]] = []
+        raise_if_fatal(msgs)
         real = [msg for msg in msgs if msg.error() is None]
         for msg in msgs:
             if msg.error() is not None:
@@ -316,5 +319,9 @@ def run(args: argparse.Namespace) -> int:
     ev, lv = chain_versions(chain)
     log.info("chain loaded in %.1fs extractor_version=%s lexicon_version=%s", time.monotonic() - t0, ev, lv)
     worker = Worker(settings, chain, stop=stop)
-    worker.run(max_idle_s=args.max_idle_s, max_messages=args.max_messages)
+    try:
+        worker.run(max_idle_s=args.max_idle_s, max_messages=args.max_messages)
+    except FatalConsumerError as exc:
+        log.error("fatal consumer error, exiting for a restart: %s", exc)
+        return 3
     return 0

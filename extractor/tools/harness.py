@@ -63,6 +63,7 @@ class Pipeline:
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     writer_group: str | None = None  # the consumer group that writes processed-entries into MongoDB
+    static_membership: bool = False  # workers get EXTRACTOR_GROUP_INSTANCE_ID=<group>-<name>
     created_connectors: list[str] = field(default_factory=list)
 
     def start_writer(self, writer: str | None = None) -> str:
@@ -98,7 +99,7 @@ class Pipeline:
         cmd = [sys.executable, "-m", "extractor", kind, *args]
         if kind == "sink":
             self.writer_group = self.settings.sink_group_id
-        if kind == "work":  # static membership: a worker started again under its name takes its partitions back
+        if kind == "work" and self.static_membership:  # a worker started again under its name takes its partitions back
             env = {"EXTRACTOR_GROUP_INSTANCE_ID": f"{self.settings.group_id}-{name}", **(env or {})}
         p = subprocess.Popen(cmd, env={**subprocess_env(self.settings), **(env or {})}, stdout=out,
                              stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from extractor.chain.model import Entity, ExtractionResult
 from extractor.config import Settings
 from extractor.stream import messages as m
@@ -272,3 +274,19 @@ def test_long_notes_run_in_chunks_keep_membership_and_shrink_the_next_poll():
     assert events.count("poll") == 4 and events[:3] == ["pause", "poll", "resume"]
     assert w.poll_size == 10  # 4 * 50,000 / 20,000 characters
     assert len([r for r in w.producer.sent if r["topic"] == "out"]) == 10
+
+
+def test_a_fatal_consumer_error_stops_the_worker_instead_of_idling_for_ever():
+    """A fenced static member gets a fatal error and never another record: the worker must exit (non-zero from
+    the command) for its supervisor to start a fresh one, not poll an empty consumer for ever."""
+    from confluent_kafka import KafkaError
+
+    from extractor.stream.kafka import FatalConsumerError
+
+    class FatalMsg(Msg):
+        def error(self):
+            return KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+
+    w, consumer, _producer = make_worker([Msg(entry_bytes("p1", "signs of flu"), 0), FatalMsg(None, 1)])
+    with pytest.raises(FatalConsumerError, match="fenced"):
+        w.run(max_messages=10)

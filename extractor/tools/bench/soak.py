@@ -41,6 +41,8 @@ def configure_soak_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault-window", type=float, default=30.0,
                    help="seconds after a fault excluded from the steady-state latency (default 30)")
     p.add_argument("--no-broker-restart", action="store_true")
+    p.add_argument("--dynamic-membership", action="store_true",
+                   help="no EXTRACTOR_GROUP_INSTANCE_ID for the workers (default: static membership)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument("--seed", type=int, default=11)
 
@@ -111,7 +113,7 @@ def run_soak_bench(args: argparse.Namespace) -> int:
           f"{args.kill_every:.0f}s; broker restart at half time; logs {tmp}", flush=True)
 
     ensure_topics(settings)
-    pipe = Pipeline(settings, tmp / "logs")
+    pipe = Pipeline(settings, tmp / "logs", static_membership=not args.dynamic_membership)
     monitor = Monitor(pipe)
     faults: list[tuple[str, float]] = []
     result: dict[str, Any] = {}
