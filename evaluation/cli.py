@@ -253,6 +253,11 @@ def _run_compare(args: argparse.Namespace, dataset: Dataset, factory: ChainFacto
 
 
 def main(argv: Sequence[str] | None = None, *, chain_factory: ChainFactory | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "suite":
+        from evaluation.suite import main as suite_main
+
+        return suite_main(argv[1:], chain_factory=chain_factory)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -14,7 +14,6 @@ honest reliability table.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tempfile
 from pathlib import Path
@@ -33,11 +32,7 @@ from extractor.config import load_settings  # noqa: E402
 FIELDS = {"ILLNESS": "illness", "MEDICINE": "medicine"}
 
 
-def calibration_half(entry_id: str) -> bool:
-    """BC5CDR ids look like bc5cdr-dev-<pmid>-sNN: split by document so sentences of one abstract stay together."""
-    parts = entry_id.split("-")
-    doc = parts[2] if len(parts) > 3 else entry_id
-    return hashlib.sha256(doc.encode()).digest()[0] % 2 == 0
+from evaluation.splits import calibration_half  # noqa: E402  (split by document: abstract or trial)
 
 
 def main() -> int:
