@@ -33,7 +33,7 @@ from extractor import __version__
 from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
 from extractor.chain.calibration import Calibrator
-from extractor.chain.context import CONTEXT_FILE, ContextAnnotator
+from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
 from extractor.chain.rules import RULES_FILE, RegexStage
 from extractor.chain.stage import Stage
@@ -358,7 +358,7 @@ def _widen(e: Entity, group: list[Entity]) -> Entity:
 
 
 # the chain's own editable files beside the lexicon files (which extractor.chain.lexicon tracks itself)
-CHAIN_FILES = (RULES_FILE, CONTEXT_FILE)
+CHAIN_FILES = (RULES_FILE, CONTEXT_FILE, SECTIONS_FILE)
 
 
 def lexicon_dir_fingerprint(lexicon_dir: Path) -> tuple[tuple[str, int, int], ...]:

@@ -174,7 +174,7 @@ def _code_version() -> str:
     global _CODE_VERSION
     if _CODE_VERSION is None:
         h = hashlib.sha256()
-        for mod in ("lexicon.py", "lexicon_index.py"):
+        for mod in ("lexicon.py", "lexicon_index.py", "model.py"):
             h.update((Path(__file__).parent / mod).read_bytes())
         _CODE_VERSION = h.hexdigest()[:8]
     return _CODE_VERSION
