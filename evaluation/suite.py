@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default=None)
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None)
     p.add_argument("--limit", type=int, default=None, help="first N entries of each corpus (quick checks)")
+    p.add_argument(
+        "--raw-gold", action="store_true", help="also score gold items lexicons/non_entities.tsv excludes"
+    )
     p.add_argument("--json", dest="json_path", default=None, metavar="PATH")
     p.add_argument("--progress", action="store_true", help="tqdm progress bars on stderr")
     return p
@@ -186,7 +189,7 @@ def main(argv: Sequence[str] | None = None, *, chain_factory: Any = None) -> int
             ds = read_labelled(path)
             if args.limit:
                 ds = Dataset(ds.path, ds.format, ds.examples[: args.limit])
-            sets.append((name, ds))
+            sets.append((name, cli.gold_policy(args, ds)))
         if args.compare:
             specs = [cli._spec(args, v) for v in args.compare]
             out = []

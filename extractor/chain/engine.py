@@ -34,6 +34,7 @@ from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
 from extractor.chain.calibration import Calibrator
 from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
+from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
 from extractor.chain.rules import RULES_FILE, RegexStage
 from extractor.chain.stage import Stage
@@ -113,6 +114,7 @@ class Chain:
 
     stages: list[Stage]
     context: ContextAnnotator | None = None
+    non_entities: NonEntities | None = None
     linker: Linker | None = None
     calibrator: Calibrator | None = None
     mode: str = "cascade"
@@ -156,6 +158,7 @@ class Chain:
         return cls(
             stages=stages,
             context=ContextAnnotator.from_dir(lexicon_dir),
+            non_entities=NonEntities.from_dir(lexicon_dir),
             linker=LexiconLinker(lexicon) if lexicon is not None else None,
             calibrator=Calibrator.load_default(),
             mode=settings.chain_mode,
@@ -271,6 +274,16 @@ class Chain:
             ents = self.context.annotate(prep.text, ents)
         ents = add_medicine_attributes(prep.text, ents)
         ents.sort(key=lambda e: (e.start, e.end))
+        substances: list[Entity] = []
+        if self.non_entities is not None and self.non_entities.kinds:
+            kept = []
+            for e in ents:
+                kind = self.non_entities.kind(e.label, e.surface, e.canonical)
+                if kind is None:
+                    kept.append(e)
+                elif kind == "substance":
+                    substances.append(e)
+            ents = kept
         ill = [e for e in ents if e.label == ILLNESS]
         med = [e for e in ents if e.label == MEDICINE]
         if ill and med:
@@ -279,7 +292,7 @@ class Chain:
             status, reason = "partial", "no medicine found" if ill else "no illness found"
         else:
             status, reason = "unresolved", "no illness or medicine found"
-        return ExtractionResult(ill, med, status, reason, tuple(ran))  # type: ignore[arg-type]
+        return ExtractionResult(ill, med, status, reason, tuple(ran), substances)  # type: ignore[arg-type]
 
 
 def _words(text: str) -> Iterable[tuple[str, int]]:
@@ -358,7 +371,7 @@ def _widen(e: Entity, group: list[Entity]) -> Entity:
 
 
 # the chain's own editable files beside the lexicon files (which extractor.chain.lexicon tracks itself)
-CHAIN_FILES = (RULES_FILE, CONTEXT_FILE, SECTIONS_FILE)
+CHAIN_FILES = (RULES_FILE, CONTEXT_FILE, SECTIONS_FILE, NON_ENTITIES_FILE)
 
 
 def lexicon_dir_fingerprint(lexicon_dir: Path) -> tuple[tuple[str, int, int], ...]:

@@ -112,6 +112,9 @@ class ExtractionResult:
     status: Status
     reason: str | None = None  # why the result is unresolved / partial
     stages_run: tuple[str, ...] = ()
+    # lab analytes and body substances (creatinine, glucose, HBsAg): found, but not medicines
+    # (lexicons/non_entities.tsv); never in `medicines` nor the primary `medicine`
+    substances: list[Entity] = field(default_factory=list)
 
     @property
     def entities(self) -> list[Entity]:
@@ -147,6 +150,7 @@ class ExtractionResult:
             "status": self.status,
             "reason": self.reason,
             "stages_run": list(self.stages_run),
+            "substances": [e.to_dict() for e in self.substances],
         }
 
 
