@@ -19,7 +19,7 @@ MEDICINE: Label = "MEDICINE"
 METHODS: tuple[Method, ...] = ("regex", "lexicon", "ner")
 
 # Code systems an entity's code may come from.
-CODE_SYSTEMS = ("ICD-10-CM", "DOID", "MeSH", "DrugBank", "UNII", "MedlinePlus")
+CODE_SYSTEMS = ("ICD-10-CM", "DOID", "MeSH", "DrugBank", "UNII", "MedlinePlus", "HPO")
 
 
 @dataclass(frozen=True, slots=True)
