@@ -230,9 +230,14 @@ class ContextAnnotator:
 
     def section_spans(self, text: str) -> list[tuple[int, int, Section]]:
         """(start, end, section) of each section: from the end of its header to where its scope ends."""
+        return self._sections(text)[0]
+
+    def _sections(self, text: str) -> tuple[list[tuple[int, int, Section]], list[tuple[int, int]]]:
+        """The sections and the character spans of their header words ("Allergies" is a header, not an illness)."""
         if self._header_re is None:
-            return []
+            return [], []
         found = list(self._header_re.finditer(text))
+        headers = [(m.start("h"), m.end("h")) for m in found]
         out: list[tuple[int, int, Section]] = []
         for k, m in enumerate(found):
             sec = self._section_of[" ".join(m.group("h").lower().split())]
@@ -245,7 +250,7 @@ class ContextAnnotator:
                 s = _SENTENCE_END.search(text, start)
                 end = min(nxt, s.start() if s else len(text))
             out.append((start, end, sec))
-        return out
+        return out, headers
 
     # ------------------------------------------------------------------ annotation
     def annotate(self, text: str, entities: Sequence[Entity]) -> list[Entity]:
@@ -253,9 +258,11 @@ class ContextAnnotator:
             return list(entities)
         toks = _tokens(text)
         hits = self._hits(toks)
-        sections = self.section_spans(text)
+        sections, headers = self._sections(text)
         if not hits and not sections:
             return list(entities)
+        if headers:  # a section header's own words are never an entity
+            entities = [e for e in entities if not any(e.start < he and hs < e.end for hs, he in headers)]
         covers = self._covers(text, toks, hits) if hits else {}
         sec_starts = [s for s, _, _ in sections]
         out = []

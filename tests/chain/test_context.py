@@ -223,3 +223,9 @@ def test_primary_fields_skip_negated_hypothetical_family_and_allergy() -> None:
     d = meds[1].to_dict()
     assert d["discontinued"] is True and d["allergy"] is False and d["experiencer"] == "patient"
     assert "discontinued" not in ills[0].to_dict() and ills[0].to_dict()["experiencer"] == "family"
+
+
+def test_header_words_are_not_entities(ctx: ContextAnnotator) -> None:
+    text = "Allergies: penicillin"
+    out = ctx.annotate(text, [_ent(text, "Allergies"), _ent(text, "penicillin", "MEDICINE")])
+    assert [e.surface for e in out] == ["penicillin"] and out[0].allergy
