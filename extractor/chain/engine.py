@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from extractor import __version__
 from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
-from extractor.chain.calibration import Calibrator
+from extractor.chain.calibration import Calibrator, length_band
 from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
 from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
@@ -229,8 +229,9 @@ class Chain:
             outputs = stage.extract_many([prepared[i].text for i in todo])
             for i, ents in zip(todo, outputs, strict=True):
                 ran[i].append(stage.method)
+                band = length_band(prepared[i].text)
                 # below min_confidence an entity is dropped where it is made, so it cannot mask a later stage's
-                ents = [f for f in map(self._finish_entity, ents) if f.confidence >= self.min_confidence]
+                ents = [f for f in (self._finish_entity(e, band) for e in ents) if f.confidence >= self.min_confidence]
                 if self.mode == "cascade" and stage.method != "ner":
                     found[i].extend(e for e in ents if not _overlaps_any(e, found[i]))
                 else:  # merge mode; and NER in cascade mode, which only runs on entries left unsettled
@@ -242,11 +243,11 @@ class Chain:
                 res.medicines = [e.with_(surface=text[e.start : e.end]) for e in res.medicines]
         return results
 
-    def _finish_entity(self, e: Entity) -> Entity:
+    def _finish_entity(self, e: Entity, band: str | None = None) -> Entity:
         if self.linker is not None and e.code is None:
             e = self.linker.link(e)
         if self.calibrator is not None:
-            e = self.calibrator.calibrate(e)
+            e = self.calibrator.calibrate(e, band)
         return e
 
     def _needs_ner(self, text: str, entities: list[Entity]) -> bool:
