@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LEXICON_DIR = REPO_ROOT / "lexicons"
-DEFAULT_MODEL = str(REPO_ROOT / "models" / "ner-bc5cdr")
+DEFAULT_MODEL = str(REPO_ROOT / "models" / "ner-clinical")
 
 
 class Settings(BaseSettings):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train, package and evaluate the project's NER pipeline (models/ner-bc5cdr).
+"""Train, package and evaluate the project's NER pipeline (models/ner-clinical).
 
 One command reproduces the shipped model (fixed seeds; CPU; ~15-25 min on 2 cores):
 
@@ -10,7 +10,7 @@ Steps:
               train = BC5CDR train (ILLNESS + MEDICINE) + NCBI disease train (ILLNESS only, drug-dictionary
               tokens marked MISSING, see scripts/ner_data.py); dev = BC5CDR dev (early stopping)
  2. train     spacy train models/configs/ner.cfg  -> <work-dir>/training/model-best
- 3. package   model-best -> models/ner-bc5cdr (meta.json: name, version, sources, licences, performance)
+ 3. package   model-best -> models/ner-clinical (meta.json: name, version, sources, licences, performance)
  4. evaluate  per-label P/R/F1 on BC5CDR dev and NCBI dev, size, load time, docs/s -> models/ner-report.json
 
 ``--skip-train`` re-runs 3-4 on an existing <work-dir>/training/model-best.
@@ -314,11 +314,11 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
         )
     nlp.meta.update(
         {
-            "name": "ner-bc5cdr",
+            "name": "ner-clinical",
             "version": args.version,
             "description": (
                 "Small CPU NER for illnesses (ILLNESS) and medicines/chemicals (MEDICINE) in English "
-                "biomedical text. Hash-embedding CNN tok2vec (width 96, depth 4, no static vectors) + "
+                "biomedical text. Hash-embedding CNN tok2vec (width 128, depth 4, no static vectors) + "
                 "transition-based NER. Trained on BC5CDR train + NCBI disease train (illness only)."
                 + extra_desc
             ),
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=REPO / "models" / "configs" / "ner.cfg")
     ap.add_argument(
-        "--output", type=Path, default=REPO / "models" / "ner-bc5cdr", help="packaged pipeline dir"
+        "--output", type=Path, default=REPO / "models" / "ner-clinical", help="packaged pipeline dir"
     )
     ap.add_argument("--work-dir", type=Path, default=REPO / "out" / "ner", help="corpus + training outputs")
     ap.add_argument("--lexicon", type=Path, default=DATA / "lexicons" / "drug_ner_dictionary.tsv")
@@ -394,9 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-percent", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=6000)
-    ap.add_argument("--patience", type=int, default=2000)
+    ap.add_argument("--patience", type=int, default=1600)
     ap.add_argument("--eval-frequency", type=int, default=400)
-    ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--version", default="0.2.0")
     ap.add_argument(
         "--set",
         action="append",

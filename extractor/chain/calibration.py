@@ -51,11 +51,14 @@ def _ner_band(score: float | None) -> str:
 
 
 def length_band(text: str) -> str:
-    """Entry length in words: short clinical entries and criteria ("s", <= 12 words), medium ("m", <= 25) and
-    long sentences or notes ("l"). The same evidence is right more or less often depending on the kind of text
-    (a one-word lexicon match in a PubMed sentence vs in a problem list), so buckets are split by it too."""
+    """Shape of the entry: length in words (short "s" <= 12, medium "m" <= 25, long "l") and whether it ends like a
+    sentence ("." or "-"). The same evidence is right more or less often depending on the kind of text (a one-word
+    lexicon match in a PubMed sentence vs in a problem list), so buckets are split by it too."""
     n = len(text.split())
-    return "s" if n <= 12 else ("m" if n <= 25 else "l")
+    size = "s" if n <= 12 else ("m" if n <= 25 else "l")
+    # list-like lines (problem lists, criteria) rarely end like a sentence; prose and typed notes do
+    end = "." if text.rstrip().endswith((".", "!", "?")) else "-"
+    return size + end
 
 
 def bucket_keys(e: Entity, band: str | None = None) -> list[str]:
