@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--count-negated", action="store_true", help="count negated/hypothetical entities as predictions"
     )
     s.add_argument(
+        "--raw-gold",
+        action="store_true",
+        help="score against every gold item, also those lexicons/non_entities.tsv says the service does not "
+        "report (lab analytes as medicines, pregnancy as an illness, 'study drug')",
+    )
+    s.add_argument(
         "--thresholds",
         type=_thresholds,
         default=list(DEFAULT_THRESHOLDS),
@@ -159,6 +165,26 @@ def _build(factory: ChainFactory, settings: Any) -> Any:
 
 class ChainError(Exception):
     """The chain could not be built: message printed, exit status 1."""
+
+
+def gold_policy(args: argparse.Namespace, dataset: Dataset) -> Dataset:
+    """Unless ``--raw-gold``: drop gold items listed in the chain's lexicons/non_entities.tsv (see filter_gold)."""
+    if getattr(args, "raw_gold", False):
+        return dataset
+    from evaluation.data import filter_gold
+    from extractor.chain.non_entities import NonEntities
+
+    lexicon_dir = getattr(_settings(args), "lexicon_dir", None)
+    if not lexicon_dir:
+        return dataset
+    non = NonEntities.from_dir(Path(lexicon_dir))
+    out, removed = filter_gold(dataset, {"illness": non.terms("ILLNESS"), "medicine": non.terms("MEDICINE")})
+    if removed:
+        print(
+            f"gold: {removed} item(s) listed in lexicons/non_entities.tsv not scored (--raw-gold scores them)",
+            file=sys.stderr,
+        )
+    return out
 
 
 def _write_json(path: str, obj: Any) -> None:
@@ -253,6 +279,11 @@ def _run_compare(args: argparse.Namespace, dataset: Dataset, factory: ChainFacto
 
 
 def main(argv: Sequence[str] | None = None, *, chain_factory: ChainFactory | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "suite":
+        from evaluation.suite import main as suite_main
+
+        return suite_main(argv[1:], chain_factory=chain_factory)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -267,6 +298,7 @@ def main(argv: Sequence[str] | None = None, *, chain_factory: ChainFactory | Non
             dataset = Dataset(dataset.path, dataset.format, dataset.examples[: args.limit])
         if not dataset.examples:
             raise DataError(args.data, None, "no entries")
+        dataset = gold_policy(args, dataset)
         if args.compare:
             return _run_compare(args, dataset, factory)
         return _run_single(args, dataset, factory)

@@ -205,3 +205,28 @@ def read_labelled(path: str | Path) -> Dataset:
     if p.suffix.lower() in (".jsonl", ".ndjson"):
         return read_jsonl(p)
     return read_csv(p)
+
+
+def filter_gold(dataset: Dataset, drop: dict[str, set[str]]) -> tuple[Dataset, int]:
+    """The dataset without the gold items the service does not report (``drop``: field -> normalised strings,
+    from lexicons/non_entities.tsv), and how many were removed. The same rows make the chain drop or move
+    those entities, so both sides follow one definition (models/README.md, "What counts")."""
+    from evaluation.scoring import normalize
+
+    if not any(drop.values()):
+        return dataset, 0
+    removed = 0
+    out: list[Example] = []
+    for ex in dataset.examples:
+        gold = {}
+        for f, items in ex.gold.items():
+            keep = tuple(g for g in items if normalize(g) not in drop.get(f, ()))
+            removed += len(items) - len(keep)
+            gold[f] = keep
+        spans = ex.spans
+        if spans is not None:
+            spans = tuple(
+                s for s in spans if normalize(ex.text[s.start : s.end]) not in drop.get(FIELD_OF_LABEL[s.label], ())
+            )
+        out.append(Example(ex.entry_id, ex.text, gold, spans, ex.line))
+    return Dataset(dataset.path, dataset.format, out), removed

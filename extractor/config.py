@@ -21,7 +21,7 @@ DEFAULT_LEXICON_DIR = REPO_ROOT / "lexicons"
 # written by `python -m services up` (mode 0600): the local MongoDB's URI with its generated credentials
 LOCAL_MONGO_URI_FILE = REPO_ROOT / ".services" / "secrets" / "mongo.uri"
 DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017"
-DEFAULT_MODEL = str(REPO_ROOT / "models" / "ner-bc5cdr")
+DEFAULT_MODEL = str(REPO_ROOT / "models" / "ner-clinical")
 
 
 class Settings(BaseSettings):

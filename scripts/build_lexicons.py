@@ -4,9 +4,10 @@
 Writes (and overwrites) only the GENERATED files:
 
 * lexicons/illnesses.tsv   -- Disease Ontology, ICD-10-CM (illness chapters, with derived short forms),
-                              NCBI-disease + BC5CDR TRAIN mentions
+                              HPO phenotypes (names, exact and layperson synonyms: "joint pain", "heart attack"),
+                              NCBI-disease + BC5CDR + Chia TRAIN mentions
 * lexicons/medicines.tsv   -- drug-named-entity-recognition dictionary (DrugBank / MeSH / MedlinePlus),
-                              BC5CDR TRAIN chemical mentions, FDA UNII official names (filtered)
+                              BC5CDR + Chia TRAIN drug mentions, FDA UNII official names (filtered)
 * lexicons/stopterms_generated.tsv -- terms that mostly match outside gold spans of the TRAIN corpora
                               (scope all) and frequent non-entity TRAIN words (scope fuzzy)
 
@@ -58,10 +59,17 @@ PRIORITY = {
     ("drug", "MedlinePlus"): 12,
     ("drug", "MeSH"): 14,
     ("drug", ""): 16,
+    ("hpo", "name"): 26,
+    ("hpo", "exact"): 27,
+    ("hpo", "layperson"): 28,
     ("corpus", ILL): 30,
     ("corpus", MED): 30,
     ("unii", "official_name"): 40,
 }
+
+# Sources added for clinical wording (issue 9). Their terms must not cost the PubMed corpora: the stop-term
+# mining judges them on each TRAIN corpus separately (see mine_stops).
+CLINICAL_SOURCES = ("HPO", "Chia-train")
 
 # ICD-10-CM chapters kept. Letters by first character of the code:
 #   A-B infectious, C-D neoplasms/blood, E endocrine, F mental, G nervous, H eye/ear, I circulatory,
@@ -126,6 +134,8 @@ class Builder:
         self.gold_label: dict[str, Counter] = defaultdict(Counter)  # key -> label counts in TRAIN gold
         self.gold_lower: set[str] = set()  # short terms attested in lower case in TRAIN gold
         self.stats: Counter = Counter()
+        self.hpo_kinds: tuple[str, ...] = ("layperson",)
+        self.clinical_keys: dict[tuple[str, str], str] = {}  # (key, label) of CLINICAL_SOURCES rows -> stop term
 
     # ------------------------------------------------------------------ candidates
     def add(
@@ -168,6 +178,13 @@ class Builder:
                 self.gold_label[norm_key(r["term"])][r["term_type"]] += 1
                 if r["term"] == r["term"].lower():
                     self.gold_lower.add(r["term"].lower())
+        for line in (self.data / "train" / "chia_train.spans.jsonl").read_text(encoding="utf-8").splitlines():
+            d = json.loads(line)
+            for sp in d["spans"]:
+                term = d["text"][sp["start"] : sp["end"]]
+                self.gold_label[norm_key(term)][sp["label"]] += 1
+                if term == term.lower():
+                    self.gold_lower.add(term.lower())
 
     def doid(self) -> None:
         xref: dict[str, list[str]] = defaultdict(list)
@@ -279,6 +296,51 @@ class Builder:
                     xrefs,
                 )
 
+    def hpo(self) -> None:
+        """HPO phenotypes (2023-01-27): names, exact and layperson synonyms, read as published (the licence asks
+        that its rows stay unaltered; our own phrases live in lexicons/curated_terms.tsv). One-word synonyms
+        that are common English words ("tired") are left out: exact matching would find them everywhere."""
+        common = set()
+        cw = self.out / "common_words.txt"
+        if cw.is_file():
+            common = {w.strip().lower() for w in cw.read_text(encoding="utf-8").splitlines() if w.strip()}
+        for r in read_source(self.lex / "hpo_phenotypes.tsv"):
+            kind = r["synonym_type"]
+            if kind not in self.hpo_kinds:
+                continue
+            term = r["term"]
+            if " " not in term.strip() and term.strip().lower() in common and kind != "name":
+                self.stats["skip:hpo:common_word"] += 1
+                continue
+            self.add(ILL, term, r["canonical"], r["code"], "HPO", "HPO", f"hpo_{kind}", PRIORITY[("hpo", kind)])
+
+    def chia_mentions(self) -> None:
+        """Chia TRAIN gold mentions (Condition -> ILLNESS, Drug -> MEDICINE), except what
+        lexicons/non_entities.tsv says the service does not report. No codes: linking comes from other rows
+        of the same term when there are any. Abbreviations need 2+ mentions."""
+        sys.path.insert(0, str(REPO_ROOT))
+        from extractor.chain.non_entities import NonEntities, normalise
+
+        non = NonEntities.from_dir(self.out)
+        counts: Counter = Counter()
+        path = self.data / "train" / "chia_train.spans.jsonl"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            d = json.loads(line)
+            for sp in d["spans"]:
+                counts[(d["text"][sp["start"] : sp["end"]], sp["label"])] += 1
+        for (term, label), n in sorted(counts.items()):
+            if non.kind(label, term) is not None:
+                self.stats["skip:chia:non_entity"] += 1
+                continue
+            if is_case_sensitive(term) and (n < 2 or len(norm_key(term)) <= 2):
+                self.stats["skip:chia:abbrev"] += 1
+                continue
+            if len(term) > 60:
+                self.stats["skip:chia:long"] += 1
+                continue
+            # after the other corpora's mentions (which carry codes) on a tie
+            self.add(label, term, term, "", "", "Chia-train", "train_mention", PRIORITY[("corpus", label)] + 1)
+
     # ------------------------------------------------------------------ resolve + write
     def resolve(self) -> dict[str, list[tuple]]:
         out: dict[str, list[tuple]] = {ILL: [], MED: []}
@@ -310,6 +372,9 @@ class Builder:
                 )
                 fh.write("term\tcanonical\tcode\tcode_system\tsource\tterm_type\txrefs\n")
                 for _key, term, canonical, code, system, source, tt, xrefs in resolved[label]:
+                    if source in CLINICAL_SOURCES:
+                        # a capitals-only term is stopped by a row in its own capitals ("HBV", not "hbv")
+                        self.clinical_keys[(_key, label)] = term if is_case_sensitive(term) else _key
                     fields = [term, canonical, code, system, source, tt, xrefs]
                     fh.write("\t".join(f.replace("\t", " ") for f in fields) + "\n")
             self.stats[f"rows:{name}"] = len(resolved[label])
@@ -321,9 +386,11 @@ class Builder:
         lex = Lexicon.load(self.out, use_cache=False)
         stage = LexiconStage(lex, fuzzy=False)
         stats: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # (key, label) -> [n, tp]
+        per_corpus: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])  # + corpus
+        cased: dict[tuple[str, str], str] = {}
         word_out: Counter = Counter()
         word_in: Counter = Counter()
-        for name, labels in (("bc5cdr_train", (ILL, MED)), ("ncbi_disease_train", (ILL,))):
+        for name, labels in (("bc5cdr_train", (ILL, MED)), ("ncbi_disease_train", (ILL,)), ("chia_train", (ILL, MED))):
             path = self.data / "train" / f"{name}.spans.jsonl"
             lines = path.read_text(encoding="utf-8").splitlines()
             for line in tqdm(lines, desc=f"mine {name}", unit="sent"):
@@ -337,9 +404,13 @@ class Builder:
                 for e in stage.extract(text):
                     if e.label not in labels or not e.source.startswith(("illnesses.tsv", "medicines.tsv")):
                         continue
-                    st = stats[(norm_key(e.surface), e.label)]
-                    st[0] += 1
-                    st[1] += (e.start, e.end, e.label) in gold
+                    hit = (e.start, e.end, e.label) in gold
+                    term = str(e.details.get("term") or e.surface)
+                    if is_case_sensitive(term):  # stopped by a row in its own capitals
+                        cased[(norm_key(e.surface), e.label)] = term
+                    for st in (stats[(norm_key(e.surface), e.label)], per_corpus[(norm_key(e.surface), e.label, name)]):
+                        st[0] += 1
+                        st[1] += hit
                 for s, _e, tok in tokenize(text):
                     w = tok.lower()
                     if len(w) >= 5 and w.isalpha():
@@ -347,7 +418,15 @@ class Builder:
         rows = []
         for (key, label), (n, tp) in sorted(stats.items()):
             if (n >= min_matches and tp / n < max_precision) or (tp == 0 and len(key) <= 4):
-                rows.append((key, label, "all", f"TRAIN: {n} matches, {tp} exact gold"))
+                rows.append((cased.get((key, label), key), label, "all", f"TRAIN: {n} matches, {tp} exact gold"))
+        stopped = {(norm_key(r[0]), r[1]) for r in rows}
+        for (key, label, corpus), (n, tp) in sorted(per_corpus.items()):
+            if (key, label) in self.clinical_keys and (key, label) not in stopped:
+                # stricter than the general rule: one wrong match in a TRAIN corpus with no right one is enough
+                if tp / n < max(max_precision, 0.5):
+                    stop = self.clinical_keys[(key, label)]
+                    rows.append((stop, label, "all", f"TRAIN {corpus}: {n} matches, {tp} exact gold (clinical source)"))
+                    stopped.add((key, label))
         self.stats["stop:all"] = len(rows)
         nfz = 0
         # A misspelling is a rare word: any word seen at least twice in the TRAIN texts (inside or outside
@@ -391,6 +470,14 @@ def main(argv: list[str] | None = None) -> int:
         help="FDA UNII rows to keep: plain official names (default), all official names, "
         "official + brand names, or none",
     )
+    ap.add_argument("--no-hpo", action="store_true", help="leave out the HPO phenotype terms")
+    ap.add_argument(
+        "--hpo-kinds",
+        default="layperson",
+        help="HPO synonym types to import, comma-separated from name,exact,layperson (default layperson: names "
+        "and exact synonyms cost the PubMed corpora more than they gave Chia)",
+    )
+    ap.add_argument("--no-chia", action="store_true", help="leave out the Chia TRAIN mentions")
     ap.add_argument("--no-stop-mining", action="store_true", help="do not (re)write stopterms_generated.tsv")
     ap.add_argument("--min-matches", type=int, default=2, help="stop-term mining: minimum TRAIN matches")
     ap.add_argument(
@@ -409,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     b.doid()
     b.icd()
     b.corpus_mentions()
+    if not args.no_chia:
+        b.chia_mentions()
+    if not args.no_hpo:
+        b.hpo_kinds = tuple(k.strip() for k in args.hpo_kinds.split(",") if k.strip())
+        b.hpo()
     b.drugs()
     b.unii_names()
     b.write_terms(b.resolve())

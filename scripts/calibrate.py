@@ -4,17 +4,17 @@
 
 Every stage runs on every entry (so each method's raw output is seen), each entity is linked to the lexicons as
 the chain does, and it is counted correct when its normalised surface is one of the entry's gold strings of the
-same label (the evaluation harness's strict mode). Data: the BC5CDR dev sentences whose PubMed id hashes to the
-*calibration* half, NCBI-disease dev (illnesses only: its medicines are not labelled), and synthetic
-clinical-style entries from ``python -m extractor generate`` (the only source where the regex cue phrases are
-common). The other half of BC5CDR dev stays unseen by the calibration, so ``python -m evaluation`` on it gives an
-honest reliability table.
+same label (the evaluation harness's strict mode, with the same gold policy: lexicons/non_entities.tsv). Data,
+across domains: the *calibration half* (evaluation/splits.py, by abstract or trial) of BC5CDR dev, Chia dev and
+NCBI-disease dev (illnesses only: its medicines are not labelled), and synthetic clinical-style entries from
+``python -m extractor generate`` (the only source where the regex cue phrases are common). Buckets are also split
+by entry length (extractor/chain/calibration.py ``length_band``). The other halves stay unseen, and
+``python -m evaluation suite`` reports the ECE on them ("ECE held").
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tempfile
 from pathlib import Path
@@ -27,17 +27,13 @@ from tqdm import tqdm  # noqa: E402
 from evaluation.data import Example, read_labelled  # noqa: E402
 from evaluation.scoring import normalize  # noqa: E402
 from extractor.chain import Chain  # noqa: E402
-from extractor.chain.calibration import Calibrator  # noqa: E402
+from extractor.chain.calibration import Calibrator, length_band  # noqa: E402
 from extractor.config import load_settings  # noqa: E402
 
 FIELDS = {"ILLNESS": "illness", "MEDICINE": "medicine"}
 
 
-def calibration_half(entry_id: str) -> bool:
-    """BC5CDR ids look like bc5cdr-dev-<pmid>-sNN: split by document so sentences of one abstract stay together."""
-    parts = entry_id.split("-")
-    doc = parts[2] if len(parts) > 3 else entry_id
-    return hashlib.sha256(doc.encode()).digest()[0] % 2 == 0
+from evaluation.splits import calibration_half  # noqa: E402  (split by document: abstract or trial)
 
 
 def main() -> int:
@@ -63,9 +59,20 @@ def main() -> int:
         print(f"wrote {len(held)} held-out rows to {args.write_heldout}")
 
     sets: list[tuple[str, list[Example], tuple[str, ...]]] = []
-    bc5 = [e for e in read_labelled(args.data / "bc5cdr_dev.csv").examples if calibration_half(e.entry_id)]
-    sets.append(("bc5cdr_dev (calibration half)", bc5, ("ILLNESS", "MEDICINE")))
-    sets.append(("ncbi_disease_dev", read_labelled(args.data / "ncbi_disease_dev.csv").examples, ("ILLNESS",)))
+    from evaluation.data import Dataset, filter_gold
+    from extractor.chain.non_entities import NonEntities
+
+    non = NonEntities.from_dir(Path(load_settings().lexicon_dir))
+    drop = {"illness": non.terms("ILLNESS"), "medicine": non.terms("MEDICINE")}
+    for name, labels in (
+        ("bc5cdr_dev", ("ILLNESS", "MEDICINE")),
+        ("chia_dev", ("ILLNESS", "MEDICINE")),
+        ("ncbi_disease_dev", ("ILLNESS",)),
+    ):
+        ds = read_labelled(args.data / f"{name}.csv")
+        half = [e for e in ds.examples if calibration_half(e.entry_id)]
+        ds, _ = filter_gold(Dataset(ds.path, ds.format, half), drop)
+        sets.append((f"{name} (calibration half)", ds.examples, labels))
     if args.synthetic_rows:
         from extractor.tools.generate import generate, write_csv
 
@@ -86,12 +93,15 @@ def main() -> int:
             outputs = stage.extract_many(texts)
             for ex, ents in zip(examples, outputs, strict=True):
                 gold = {lab: {normalize(g) for g in ex.gold.get(FIELDS[lab], ())} for lab in labels}
+                band = length_band(ex.text)
                 for e in ents:
                     if e.label not in labels:
                         continue
                     if chain.linker is not None and e.code is None:
                         e = chain.linker.link(e)
-                    calibrator.add(e, normalize(e.surface) in gold[e.label])
+                    if non.kind(e.label, e.surface, e.canonical) is not None:
+                        continue  # the chain drops or moves these: they are never scored
+                    calibrator.add(e, normalize(e.surface) in gold[e.label], band=band)
         # merge mode: what several methods agree on gets buckets of its own
         merged = chain_merge.extract_many(texts)
         for ex, res in zip(examples, merged, strict=True):

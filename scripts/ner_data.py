@@ -108,16 +108,23 @@ def to_docs(
     labels: set[str],
     stats: Counter,
     missing_matcher: PhraseMatcher | None = None,
+    non_entities: dict[str, set[str]] | None = None,
 ) -> list[Doc]:
     """Docs with gold ``labels`` spans; other labels' spans are ignored.
 
     With ``missing_matcher``, tokens it matches (outside gold spans) get ent_iob 0 (missing) instead of "O".
+    With ``non_entities`` (label -> normalised terms, lexicons/non_entities.tsv), a gold span whose text is
+    listed for its label (Chia "pregnancy", "study drug"; BC5CDR "creatinine") is marked missing: the service
+    does not report it, but it is not a counter-example either.
     """
+    from extractor.chain.non_entities import normalise
+
     docs = []
     for r in rows:
         doc = nlp.make_doc(r["text"])
         ents = []
         taken: set[int] = set()
+        miss_idx: set[int] = set()
         for s in sorted(r["spans"], key=lambda s: (s["start"], s["end"])):
             if s["label"] not in labels:
                 stats[f"skipped_label_{s['label']}"] += 1
@@ -129,12 +136,15 @@ def to_docs(
                 stats["dropped_overlap_after_expand"] += 1
                 continue
             taken.update(range(sp.start, sp.end))
+            if non_entities and normalise(r["text"][s["start"] : s["end"]]) in non_entities.get(s["label"], ()):
+                stats[f"non_entity_{s['label']}"] += 1
+                miss_idx.update(range(sp.start, sp.end))
+                continue
             ents.append(sp)
-        if missing_matcher is None:
+        if missing_matcher is None and not miss_idx:
             doc.set_ents(ents, default="outside")
         else:
-            miss_idx: set[int] = set()
-            for _, mstart, mend in missing_matcher(doc):
+            for _, mstart, mend in missing_matcher(doc) if missing_matcher is not None else ():
                 if not any(i in taken for i in range(mstart, mend)):
                     miss_idx.update(range(mstart, mend))
             # "outside" for everything, then unset the dictionary hits (one-token spans: matches overlap)

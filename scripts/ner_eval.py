@@ -5,7 +5,7 @@ Measures what the chain sees (after label mapping, offset trimming): per-label P
 (score_mode none vs action_probs), NER-only throughput, and how precision varies with the score
 (a reliability table for the lead's calibration).
 
-    .venv/bin/python scripts/ner_eval.py --model models/ner-bc5cdr \
+    .venv/bin/python scripts/ner_eval.py --model models/ner-clinical \
         --data /work/shared/data/train/bc5cdr_dev.spans.jsonl
 """
 
@@ -67,7 +67,7 @@ def evaluate(stage: NerStage, rows: list[dict], labels: set[str]) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(REPO / "models" / "ner-bc5cdr"))
+    ap.add_argument("--model", default=str(REPO / "models" / "ner-clinical"))
     ap.add_argument("--data", action="append", type=Path, help="spans.jsonl (repeatable)")
     ap.add_argument("--modes", default="none,action_probs")
     ap.add_argument("--limit", type=int, default=0)

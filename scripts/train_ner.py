@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train, package and evaluate the project's NER pipeline (models/ner-bc5cdr).
+"""Train, package and evaluate the project's NER pipeline (models/ner-clinical).
 
 One command reproduces the shipped model (fixed seeds; CPU; ~15-25 min on 2 cores):
 
@@ -10,7 +10,7 @@ Steps:
               train = BC5CDR train (ILLNESS + MEDICINE) + NCBI disease train (ILLNESS only, drug-dictionary
               tokens marked MISSING, see scripts/ner_data.py); dev = BC5CDR dev (early stopping)
  2. train     spacy train models/configs/ner.cfg  -> <work-dir>/training/model-best
- 3. package   model-best -> models/ner-bc5cdr (meta.json: name, version, sources, licences, performance)
+ 3. package   model-best -> models/ner-clinical (meta.json: name, version, sources, licences, performance)
  4. evaluate  per-label P/R/F1 on BC5CDR dev and NCBI dev, size, load time, docs/s -> models/ner-report.json
 
 ``--skip-train`` re-runs 3-4 on an existing <work-dir>/training/model-best.
@@ -78,29 +78,53 @@ def log(msg: str) -> None:
     print(f"[train_ner {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _holdout(entry_id: str, percent: int) -> bool:
+    """Early-stopping documents taken out of TRAIN (by abstract / trial, so no document is in both)."""
+    import hashlib
+
+    from evaluation.splits import document_key
+
+    return int(hashlib.sha1(document_key(entry_id).encode()).hexdigest(), 16) % 100 < percent
+
+
 def convert(args: argparse.Namespace, corpus: Path) -> dict:
+    from extractor.chain.non_entities import NonEntities
+
     nlp = ner_data.blank_nlp()
     tr = DATA / "train"
     stats: dict[str, dict] = {}
+    non = NonEntities.from_dir(REPO / "lexicons")
+    skip = {lab: non.terms(lab) for lab in ("ILLNESS", "MEDICINE")}
 
     def rows(name: str) -> list[dict]:
         return ner_data.read_spans(tr / f"{name}.spans.jsonl")
 
+    def split(name: str) -> tuple[list[dict], list[dict]]:
+        rs = rows(name)
+        if args.early_stop != "holdout":
+            return rs, []
+        return [r for r in rs if not _holdout(r["entry_id"], args.holdout_percent)], [
+            r for r in rs if _holdout(r["entry_id"], args.holdout_percent)
+        ]
+
     both = {"ILLNESS", "MEDICINE"}
     st = Counter()
-    train_docs = ner_data.to_docs(nlp, rows("bc5cdr_train"), both, st)
+    cdr_train, cdr_hold = split("bc5cdr_train")
+    train_docs = ner_data.to_docs(nlp, cdr_train, both, st, non_entities=skip)
+    hold_docs = ner_data.to_docs(nlp, cdr_hold, both, Counter(), non_entities=skip)
     stats["bc5cdr_train"] = dict(st)
 
     if args.ncbi != "none":
         st = Counter()
-        ncbi_rows = rows("ncbi_disease_train")
+        ncbi_rows, ncbi_hold = split("ncbi_disease_train")
+        matcher = None
         if args.ncbi == "dict-missing":
             cdr_meds = []
             for r in rows("bc5cdr_train"):
                 cdr_meds += [r["text"][s["start"] : s["end"]] for s in r["spans"] if s["label"] == "MEDICINE"]
             terms = ner_data.load_drug_terms(args.lexicon, extra=cdr_meds)
             matcher = ner_data.make_drug_matcher(nlp, terms)
-            ncbi_docs = ner_data.to_docs(nlp, ncbi_rows, {"ILLNESS"}, st, missing_matcher=matcher)
+            ncbi_docs = ner_data.to_docs(nlp, ncbi_rows, {"ILLNESS"}, st, missing_matcher=matcher, non_entities=skip)
         elif args.ncbi == "all-missing":
             ncbi_docs = []
             for doc in ner_data.to_docs(nlp, ncbi_rows, {"ILLNESS"}, st):
@@ -111,13 +135,29 @@ def convert(args: argparse.Namespace, corpus: Path) -> dict:
             ncbi_docs = ner_data.to_docs(nlp, ncbi_rows, {"ILLNESS"}, st)
         stats["ncbi_disease_train"] = dict(st)
         train_docs += ncbi_docs
+        # NCBI's held-out part is not used for early stopping: its medicines are unlabelled
+
+    if args.chia != "none":
+        st = Counter()
+        chia_train, chia_hold = split("chia_train")
+        chia_docs = ner_data.to_docs(nlp, chia_train, both, st, non_entities=skip)
+        hold_docs += ner_data.to_docs(nlp, chia_hold, both, Counter(), non_entities=skip)
+        stats["chia_train"] = dict(st)
+        train_docs += chia_docs * args.chia_repeat
 
     random.Random(args.seed).shuffle(train_docs)
     ner_data.write_docbin(train_docs, corpus / "train.spacy")
 
     st = Counter()
-    ner_data.write_docbin(ner_data.to_docs(nlp, rows("bc5cdr_dev"), both, st), corpus / "dev.spacy")
+    cdr_dev = ner_data.to_docs(nlp, rows("bc5cdr_dev"), both, st, non_entities=skip)
+    ner_data.write_docbin(cdr_dev, corpus / "bc5cdr_dev.spacy")
     stats["bc5cdr_dev"] = dict(st)
+    st = Counter()
+    ner_data.write_docbin(ner_data.to_docs(nlp, rows("chia_dev"), both, st, non_entities=skip), corpus / "chia_dev.spacy")
+    stats["chia_dev"] = dict(st)
+    # early stopping: documents held out of TRAIN (default), or BC5CDR dev as the first model did
+    ner_data.write_docbin(hold_docs if args.early_stop == "holdout" else cdr_dev, corpus / "dev.spacy")
+    stats["early_stopping"] = {"set": args.early_stop, "n_docs": len(hold_docs) if args.early_stop == "holdout" else len(cdr_dev)}
     st = Counter()
     # NCBI dev: ILLNESS gold, everything else "O" -> only the ILLNESS row of its scores is meaningful
     ner_data.write_docbin(
@@ -255,8 +295,10 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
         nlp.config["initialize"]["components"]["gazetteer"]["terms_path"] = None
     if "gazetteer" in nlp.config["paths"]:
         nlp.config["paths"]["gazetteer"] = None
-    perf_cdr = evaluate(nlp, corpus / "dev.spacy")
+    perf_cdr = evaluate(nlp, corpus / "bc5cdr_dev.spacy")
     perf_ncbi = evaluate(nlp, corpus / "ncbi_dev.spacy")
+    perf_chia = evaluate(nlp, corpus / "chia_dev.spacy")
+    log(f"Chia dev:   {json.dumps(perf_chia)}")
     perf_ncbi["note"] = (
         "NCBI labels illnesses only: read the ILLNESS row; MEDICINE predictions are not gold-checked"
     )
@@ -272,11 +314,11 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
         )
     nlp.meta.update(
         {
-            "name": "ner-bc5cdr",
+            "name": "ner-clinical",
             "version": args.version,
             "description": (
                 "Small CPU NER for illnesses (ILLNESS) and medicines/chemicals (MEDICINE) in English "
-                "biomedical text. Hash-embedding CNN tok2vec (width 96, depth 4, no static vectors) + "
+                "biomedical text. Hash-embedding CNN tok2vec (width 128, depth 4, no static vectors) + "
                 "transition-based NER. Trained on BC5CDR train + NCBI disease train (illness only)."
                 + extra_desc
             ),
@@ -290,6 +332,7 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
             "performance": {
                 "bc5cdr_dev": perf_cdr,
                 "ncbi_disease_dev": perf_ncbi,
+                "chia_dev": perf_chia,
             },
         }
     )
@@ -305,6 +348,7 @@ def package(args: argparse.Namespace, best: Path, corpus: Path, train_s: float |
         "speed_short_texts_ner_only": speed(spacy.load(out), short_texts()),
         "bc5cdr_dev": perf_cdr,
         "ncbi_disease_dev": perf_ncbi,
+        "chia_dev": perf_chia,
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     report["stage"] = stage_metrics(out)
@@ -329,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=REPO / "models" / "configs" / "ner.cfg")
     ap.add_argument(
-        "--output", type=Path, default=REPO / "models" / "ner-bc5cdr", help="packaged pipeline dir"
+        "--output", type=Path, default=REPO / "models" / "ner-clinical", help="packaged pipeline dir"
     )
     ap.add_argument("--work-dir", type=Path, default=REPO / "out" / "ner", help="corpus + training outputs")
     ap.add_argument("--lexicon", type=Path, default=DATA / "lexicons" / "drug_ner_dictionary.tsv")
@@ -339,11 +383,20 @@ def main(argv: list[str] | None = None) -> int:
         default="dict-missing",
         help="how NCBI train (illness-only labels) is mixed in (default: drug-dictionary tokens missing)",
     )
+    ap.add_argument("--chia", choices=["train", "none"], default="train", help="add Chia train (both labels)")
+    ap.add_argument("--chia-repeat", type=int, default=1, help="copies of the Chia train docs in the mix")
+    ap.add_argument(
+        "--early-stop",
+        choices=["holdout", "bc5cdr-dev"],
+        default="holdout",
+        help="early-stopping set: documents held out of BC5CDR + Chia TRAIN (default) or BC5CDR dev",
+    )
+    ap.add_argument("--holdout-percent", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=6000)
-    ap.add_argument("--patience", type=int, default=2000)
+    ap.add_argument("--patience", type=int, default=1600)
     ap.add_argument("--eval-frequency", type=int, default=400)
-    ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--version", default="0.2.0")
     ap.add_argument(
         "--set",
         action="append",
@@ -367,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"training {args.config} -> {training}")
         train_s = train(args, corpus, training)
         log(f"training took {train_s:.0f} s")
-    elif not (corpus / "dev.spacy").exists():
+    elif not (corpus / "chia_dev.spacy").exists():
         conv = convert(args, corpus)
     package(args, training / "model-best", corpus, train_s, conv)
     return 0

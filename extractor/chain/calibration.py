@@ -50,8 +50,30 @@ def _ner_band(score: float | None) -> str:
     return "lt50"
 
 
-def bucket_keys(e: Entity) -> list[str]:
-    """Keys from the most specific to the most general; the first one present in the table wins."""
+def length_band(text: str) -> str:
+    """Shape of the entry: length in words (short "s" <= 12, medium "m" <= 25, long "l") and whether it ends like a
+    sentence ("." or "-"). The same evidence is right more or less often depending on the kind of text (a one-word
+    lexicon match in a PubMed sentence vs in a problem list), so buckets are split by it too."""
+    n = len(text.split())
+    size = "s" if n <= 12 else ("m" if n <= 25 else "l")
+    # list-like lines (problem lists, criteria) rarely end like a sentence; prose and typed notes do
+    end = "." if text.rstrip().endswith((".", "!", "?")) else "-"
+    return size + end
+
+
+def bucket_keys(e: Entity, band: str | None = None) -> list[str]:
+    """Keys from the most specific to the most general; the first one present in the table wins. With ``band``
+    (:func:`length_band` of the entry), each evidence key is preceded by the same key split by entry length."""
+    keys = _evidence_keys(e)
+    if band is None:
+        return keys
+    out: list[str] = []
+    for k in keys[:-2]:  # not for the label / method fallbacks
+        out += [f"{k}|w{band}", k]
+    return out + keys[-2:]
+
+
+def _evidence_keys(e: Entity) -> list[str]:
     linked = "linked" if e.code else "unlinked"
     base = f"{e.method}|{e.label}"
     agreed = e.details.get("agreed")
@@ -63,7 +85,8 @@ def bucket_keys(e: Entity) -> list[str]:
         specific = [f"{base}|{e.details.get('rule', '?')}|{linked}", f"{base}|{linked}"]
     elif e.method == "lexicon":
         match = str(e.details.get("match", "exact"))
-        specific = [f"{base}|{match}|{_band(e.score)}", f"{base}|{match}"]
+        size = "1" if len(e.surface.split()) <= 1 else "2+"
+        specific = [f"{base}|{match}|{_band(e.score)}|{size}", f"{base}|{match}|{_band(e.score)}", f"{base}|{match}"]
     else:
         n_tokens = int(e.details.get("n_tokens", len(e.surface.split())))
         size = "1" if n_tokens <= 1 else ("2-3" if n_tokens <= 3 else "4+")
@@ -93,16 +116,16 @@ class Calibrator:
                 "counts": {k: list(v) for k, v in sorted(self.counts.items())}}
         path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
-    def add(self, e: Entity, correct: bool, *, only_agreement: bool = False) -> None:
-        keys = bucket_keys(e)
+    def add(self, e: Entity, correct: bool, *, only_agreement: bool = False, band: str | None = None) -> None:
+        keys = bucket_keys(e, band)
         if only_agreement:
             keys = [k for k in keys if k.startswith("agree|")]
         for key in keys:
             c, n = self.counts.get(key, (0, 0))
             self.counts[key] = (c + int(correct), n + 1)
 
-    def probability(self, e: Entity) -> float | None:
-        keys = [k for k in bucket_keys(e) if k in self.counts]
+    def probability(self, e: Entity, band: str | None = None) -> float | None:
+        keys = [k for k in bucket_keys(e, band) if k in self.counts]
         if not keys:
             return None
         # walk from the most general bucket to the most specific, each one's precision the next one's prior
@@ -114,8 +137,8 @@ class Calibrator:
             p = c / n if p is None else (c + PRIOR_WEIGHT * p) / (n + PRIOR_WEIGHT)
         return p
 
-    def calibrate(self, e: Entity) -> Entity:
-        p = self.probability(e)
+    def calibrate(self, e: Entity, band: str | None = None) -> Entity:
+        p = self.probability(e, band)
         if p is None:
             return e
         p = round(min(max(p, 0.0), 1.0), 4)

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from extractor import __version__
 from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
-from extractor.chain.calibration import Calibrator
-from extractor.chain.context import CONTEXT_FILE, ContextAnnotator
+from extractor.chain.calibration import Calibrator, length_band
+from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
+from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
 from extractor.chain.rules import RULES_FILE, RegexStage
 from extractor.chain.stage import Stage
@@ -136,6 +137,7 @@ class Chain:
 
     stages: list[Stage]
     context: ContextAnnotator | None = None
+    non_entities: NonEntities | None = None
     linker: Linker | None = None
     calibrator: Calibrator | None = None
     mode: str = "cascade"
@@ -179,6 +181,7 @@ class Chain:
         return cls(
             stages=stages,
             context=ContextAnnotator.from_dir(lexicon_dir),
+            non_entities=NonEntities.from_dir(lexicon_dir),
             linker=LexiconLinker(lexicon) if lexicon is not None else None,
             calibrator=Calibrator.load_default(),
             mode=settings.chain_mode,
@@ -249,8 +252,9 @@ class Chain:
             outputs = stage.extract_many([prepared[i].text for i in todo])
             for i, ents in zip(todo, outputs, strict=True):
                 ran[i].append(stage.method)
+                band = length_band(prepared[i].text)
                 # below min_confidence an entity is dropped where it is made, so it cannot mask a later stage's
-                ents = [f for f in map(self._finish_entity, ents) if f.confidence >= self.min_confidence]
+                ents = [f for f in (self._finish_entity(e, band) for e in ents) if f.confidence >= self.min_confidence]
                 if self.mode == "cascade" and stage.method != "ner":
                     # each entity is kept unless it overlaps one already kept (earlier stages' or this one's)
                     kept = SpanIndex(found[i])
@@ -267,11 +271,11 @@ class Chain:
                 res.medicines = [e.with_(surface=text[e.start : e.end]) for e in res.medicines]
         return results
 
-    def _finish_entity(self, e: Entity) -> Entity:
+    def _finish_entity(self, e: Entity, band: str | None = None) -> Entity:
         if self.linker is not None and e.code is None:
             e = self.linker.link(e)
         if self.calibrator is not None:
-            e = self.calibrator.calibrate(e)
+            e = self.calibrator.calibrate(e, band)
         return e
 
     def _needs_ner(self, text: str, entities: list[Entity]) -> bool:
@@ -299,6 +303,16 @@ class Chain:
             ents = self.context.annotate(prep.text, ents)
         ents = add_medicine_attributes(prep.text, ents)
         ents.sort(key=lambda e: (e.start, e.end))
+        substances: list[Entity] = []
+        if self.non_entities is not None and self.non_entities.kinds:
+            kept = []
+            for e in ents:
+                kind = self.non_entities.kind(e.label, e.surface, e.canonical)
+                if kind is None:
+                    kept.append(e)
+                elif kind == "substance":
+                    substances.append(e)
+            ents = kept
         ill = [e for e in ents if e.label == ILLNESS]
         med = [e for e in ents if e.label == MEDICINE]
         if ill and med:
@@ -307,7 +321,7 @@ class Chain:
             status, reason = "partial", "no medicine found" if ill else "no illness found"
         else:
             status, reason = "unresolved", "no illness or medicine found"
-        return ExtractionResult(ill, med, status, reason, tuple(ran))  # type: ignore[arg-type]
+        return ExtractionResult(ill, med, status, reason, tuple(ran), substances)  # type: ignore[arg-type]
 
 
 def _words(text: str) -> Iterable[tuple[str, int]]:
@@ -389,7 +403,7 @@ def _widen(e: Entity, group: list[Entity]) -> Entity:
 
 
 # the chain's own editable files beside the lexicon files (which extractor.chain.lexicon tracks itself)
-CHAIN_FILES = (RULES_FILE, CONTEXT_FILE)
+CHAIN_FILES = (RULES_FILE, CONTEXT_FILE, SECTIONS_FILE, NON_ENTITIES_FILE)
 
 
 def lexicon_dir_fingerprint(lexicon_dir: Path) -> tuple[tuple[str, int, int], ...]:

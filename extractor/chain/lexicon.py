@@ -91,9 +91,13 @@ def cs_key(term: str) -> str:
 
 
 def is_case_sensitive(term: str) -> bool:
-    """Short all-capitals terms ("HTN", "ALL", "5-FU", "MI") match case-sensitively."""
+    """Short abbreviations match only in their own casing: all-capitals terms ("HTN", "ALL", "5-FU", "MI") and
+    mixed-case ones with a capital after the first character ("ACh" never matches "ach" in "aches", "mAb", "IgE").
+    A short word written in lower case or capitalised ("iron", "Iron") stays case-insensitive."""
     compact = re.sub(r"[\s\-]", "", term)
-    return len(compact) <= 5 and any(c.isupper() for c in compact) and not any(c.islower() for c in compact)
+    if len(compact) > 5 or not any(c.isupper() for c in compact):
+        return False
+    return not any(c.islower() for c in compact) or any(c.isupper() for c in compact[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,7 @@ def _code_version() -> str:
     global _CODE_VERSION
     if _CODE_VERSION is None:
         h = hashlib.sha256()
-        for mod in ("lexicon.py", "lexicon_index.py"):
+        for mod in ("lexicon.py", "lexicon_index.py", "model.py"):
             h.update((Path(__file__).parent / mod).read_bytes())
         _CODE_VERSION = h.hexdigest()[:8]
     return _CODE_VERSION
@@ -531,7 +535,8 @@ class LexiconStage:
                     r = ci.get(w[:-1])
                     if r is None and w.endswith("es"):
                         r = ci.get(w[:-2])
-                    if r is not None and rows[r].kind != "abbreviation":
+                    # a stem of 3 letters or fewer is an abbreviation, not a word to inflect ("ach" -> "aches")
+                    if r is not None and rows[r].kind != "abbreviation" and len(rows[r].term) > 3:
                         best_len, best_row, kind = 1, r, "inflection"
             if best_row >= 0 and not self._blocked(text, toks, i, i + best_len):
                 row = rows[best_row]

@@ -12,13 +12,14 @@ from typing import Any, Literal
 Label = Literal["ILLNESS", "MEDICINE"]
 Method = Literal["regex", "lexicon", "ner"]
 Status = Literal["resolved", "partial", "unresolved"]
+Experiencer = Literal["patient", "family", "other"]
 
 ILLNESS: Label = "ILLNESS"
 MEDICINE: Label = "MEDICINE"
 METHODS: tuple[Method, ...] = ("regex", "lexicon", "ner")
 
 # Code systems an entity's code may come from.
-CODE_SYSTEMS = ("ICD-10-CM", "DOID", "MeSH", "DrugBank", "UNII", "MedlinePlus")
+CODE_SYSTEMS = ("ICD-10-CM", "DOID", "MeSH", "DrugBank", "UNII", "MedlinePlus", "HPO")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +49,21 @@ class Entity:
     # raw score before calibration and anything else a stage wants to explain itself with
     score: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # assertion (extractor/chain/context.py): past history ("h/o", "was on", "PMH:"), whose condition it is,
+    # and for medicines: stopped ("d/c'd", "stopped"; not a negation) or listed as an allergy ("Allergies:")
+    historical: bool = False
+    experiencer: Experiencer = "patient"
+    discontinued: bool = False
+    allergy: bool = False
+    section: str | None = None  # the section header's name ("family_history") when the entity is in one
 
     def with_(self, **changes: Any) -> Entity:
         return replace(self, **changes)
+
+    @property
+    def asserted(self) -> bool:
+        """Present in this patient: not negated, not hypothetical, not someone else's, not an allergy."""
+        return not (self.negated or self.hypothetical or self.allergy) and self.experiencer == "patient"
 
     @property
     def name(self) -> str:
@@ -76,9 +89,14 @@ class Entity:
             "code_system": self.code_system,
             "negated": self.negated,
             "hypothetical": self.hypothetical,
+            "historical": self.historical,
+            "experiencer": self.experiencer,
         }
         if self.label == MEDICINE:
             d["dose"], d["route"], d["frequency"] = self.dose, self.route, self.frequency
+            d["discontinued"], d["allergy"] = self.discontinued, self.allergy
+        if self.section is not None:
+            d["section"] = self.section
         d["score"] = self.score
         if self.details:
             d["details"] = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.details.items()}
@@ -94,6 +112,9 @@ class ExtractionResult:
     status: Status
     reason: str | None = None  # why the result is unresolved / partial
     stages_run: tuple[str, ...] = ()
+    # lab analytes and body substances (creatinine, glucose, HBsAg): found, but not medicines
+    # (lexicons/non_entities.tsv); never in `medicines` nor the primary `medicine`
+    substances: list[Entity] = field(default_factory=list)
 
     @property
     def entities(self) -> list[Entity]:
@@ -101,11 +122,12 @@ class ExtractionResult:
 
     @staticmethod
     def _primary(entities: list[Entity]) -> Entity | None:
-        """The entry's primary entity: the most confident affirmed, non-hypothetical one, first in text."""
-        affirmed = [e for e in entities if not e.negated and not e.hypothetical]
+        """The entry's primary entity: the most confident asserted one (see :attr:`Entity.asserted`), current
+        (not historical, not discontinued) before past, first in text on ties."""
+        affirmed = [e for e in entities if e.asserted]
         if not affirmed:
             return None
-        return max(affirmed, key=lambda e: (e.confidence, -e.start))
+        return max(affirmed, key=lambda e: (not (e.historical or e.discontinued), e.confidence, -e.start))
 
     @property
     def illness(self) -> str | None:
@@ -128,6 +150,7 @@ class ExtractionResult:
             "status": self.status,
             "reason": self.reason,
             "stages_run": list(self.stages_run),
+            "substances": [e.to_dict() for e in self.substances],
         }
 
 

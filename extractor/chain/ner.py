@@ -6,7 +6,7 @@ Build it from an already loaded pipeline (stages never load on call)::
     stage = NerStage(nlp, batch_size=settings.ner_batch_size)
     stage.extract("Patient was given haloperidol and developed tardive dyskinesia.")
 
-The default model is the project's own ``models/ner-bc5cdr`` (see models/README.md; rebuild with
+The default model is the project's own ``models/ner-clinical`` (see models/README.md; rebuild with
 ``.venv/bin/python scripts/train_ner.py``). Any spaCy pipeline with an entity recognizer works; its labels
 are mapped ILLNESS/DISEASE -> ILLNESS and MEDICINE/CHEMICAL -> MEDICINE (scispaCy's ``en_ner_bc5cdr_md``
 uses DISEASE/CHEMICAL), other labels are ignored.
@@ -57,7 +57,7 @@ ScoreMode = Literal["action_probs", "none"]
 
 _FIX_HINT = (
     "Set EXTRACTOR_NER_MODEL (or Settings.ner_model) to a spaCy pipeline directory (the project's default is "
-    "models/ner-bc5cdr; rebuild it with `.venv/bin/python scripts/train_ner.py`) or to the name of an "
+    "models/ner-clinical; rebuild it with `.venv/bin/python scripts/train_ner.py`) or to the name of an "
     "installed spaCy model package (e.g. `pip install` a local en_ner_bc5cdr_md wheel). Models are never "
     "downloaded at run time."
 )

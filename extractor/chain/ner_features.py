@@ -1,4 +1,4 @@
-"""Gazetteer features for the NER pipeline (``models/ner-bc5cdr``): a dictionary lookup whose result the
+"""Gazetteer features for the NER pipeline (``models/ner-clinical``): a dictionary lookup whose result the
 tok2vec embeds as one more token attribute.
 
 The component ``clinical_gazetteer`` runs before ``tok2vec``. It marks, per token, whether a longest

@@ -339,6 +339,10 @@ def build_processed(entry: Entry, result: Mapping[str, Any], *, extractor_versio
         # an entity's own fields are typed scalars (extractor.chain.model.Entity.to_dict); only its free-form
         # `details` can hold keys or values FerretDB refuses
         doc[key] = [{**e, "details": _clean(e["details"])} if e.get("details") else e for e in result.get(key, [])]
+    if "substances" in result:  # lab analytes / body substances (not medicines); absent from older results
+        doc["substances"] = [
+            {**e, "details": _clean(e["details"])} if e.get("details") else e for e in result["substances"]
+        ]
     doc["stages_run"] = list(result.get("stages_run", []))
     doc["extractor_version"] = extractor_version
     doc["lexicon_version"] = lexicon_version
@@ -349,7 +353,7 @@ def build_processed(entry: Entry, result: Mapping[str, Any], *, extractor_versio
     for k, v in entry.extra.items():
         doc.setdefault(_clean_key(k), _clean(v))
     # floats in entities (confidence/score) must be finite for FerretDB
-    for ent in (*doc["illnesses"], *doc["medicines"]):
+    for ent in (*doc["illnesses"], *doc["medicines"], *doc.get("substances", ())):
         for k in ("confidence", "score"):
             v = ent.get(k)
             if isinstance(v, float) and not math.isfinite(v):

@@ -208,10 +208,16 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
         except LexiconError as exc:
             errors.append(str(exc))
     # the regex rules and the context triggers live beside the lexicons: validate them the same way
-    from extractor.chain.context import CONTEXT_FILE, ContextError, load_triggers
+    from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextError, load_sections, load_triggers
+    from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities, NonEntityError
     from extractor.chain.rules import RULES_FILE, RuleError, load_rules
 
-    for fname, loader, err in ((RULES_FILE, load_rules, RuleError), (CONTEXT_FILE, load_triggers, ContextError)):
+    for fname, loader, err in (
+        (RULES_FILE, load_rules, RuleError),
+        (CONTEXT_FILE, load_triggers, ContextError),
+        (SECTIONS_FILE, load_sections, ContextError),
+        (NON_ENTITIES_FILE, NonEntities.load, NonEntityError),
+    ):
         if not (d / fname).is_file():
             warnings.append(f"{fname}:0: missing: the chain's regex/context step needs it")
             continue

@@ -1,4 +1,4 @@
-"""The NER stage on the shipped model (models/ner-bc5cdr): loads in about a second, no downloads."""
+"""The NER stage on the shipped model (models/ner-clinical): loads in about a second, no downloads."""
 
 from __future__ import annotations
 

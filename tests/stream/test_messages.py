@@ -168,3 +168,24 @@ def test_fast_validator_agrees_with_jsonschema() -> None:
         assert fast_ok == _validator("entry.schema.json").is_valid(doc)
 
     check()
+
+
+def test_processed_document_carries_assertion_fields_and_substances() -> None:
+    """A real chain result with the issue-9 fields (assertion, substances) is a schema-valid document; the schema
+    rejects a bad experiencer, so the new fields are really checked."""
+    from extractor.chain.model import Entity, ExtractionResult
+
+    text = "Mother had breast cancer. Was on warfarin, stopped. Creatinine 1.1"
+    ill = Entity("breast cancer", 11, 24, "ILLNESS", "lexicon", "illnesses.tsv:1", 0.8, experiencer="family")
+    med = Entity("warfarin", 33, 41, "MEDICINE", "lexicon", "medicines.tsv:1", 0.9, historical=True,
+                 discontinued=True, section="medications")
+    sub = Entity("Creatinine", 52, 62, "MEDICINE", "lexicon", "curated_terms.tsv:9", 0.9)
+    result = ExtractionResult([ill], [med], "resolved", None, ("lexicon",), [sub]).to_dict()
+    e = m.build_entry("p", text, "2024-01-01")
+    doc = m.build_processed(e, result, extractor_version="0.1.0", lexicon_version="abc", chain_version="c")
+    assert doc["medicine"] == "warfarin" and doc["illness"] is None  # family history is not the patient's
+    assert doc["substances"][0]["text"] == "Creatinine"
+    assert doc["medicines"][0]["discontinued"] is True and doc["illnesses"][0]["experiencer"] == "family"
+    assert m.schema_errors(doc, "processed.schema.json") == []
+    doc["illnesses"][0]["experiencer"] = "neighbour"
+    assert m.schema_errors(doc, "processed.schema.json") != []

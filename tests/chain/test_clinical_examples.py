@@ -1,0 +1,109 @@
+"""Issue 9's examples through the real chain: text -> expected entities, their attributes and the primary fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from extractor.chain import Chain
+from extractor.config import load_settings
+
+
+@pytest.fixture(scope="module")
+def chain() -> Chain:
+    return Chain.from_settings(load_settings())
+
+
+def _flags(e) -> set[str]:  # type: ignore[no-untyped-def]
+    out = {k for k in ("negated", "hypothetical", "historical", "discontinued", "allergy") if getattr(e, k)}
+    if e.experiencer != "patient":
+        out.add(e.experiencer)
+    return out
+
+
+# text, {surface: (label, flags)} that must be there, surfaces that must NOT be illnesses/medicines,
+# expected primary (illness, medicine) names (None = none); "*" = not checked
+CASES = [
+    (
+        "Liptor gave me leg cramps and joint pain.",
+        {"Liptor": ("MEDICINE", set()), "leg cramps": ("ILLNESS", set()), "joint pain": ("ILLNESS", set())},
+        ["pain"],
+        ("*", "Atorvastatin"),
+    ),
+    (
+        "i stopped lipitor because of muscle aches",
+        {"lipitor": ("MEDICINE", {"discontinued"}), "muscle aches": ("ILLNESS", set())},
+        ["aches"],
+        ("myalgia", "Atorvastatin"),
+    ),
+    (
+        "I have been on Lipitor for a year and my cholesterol is gone down",
+        {"Lipitor": ("MEDICINE", set())},
+        ["cholesterol", "gone"],
+        (None, "Atorvastatin"),
+    ),
+    (
+        "Started metformin 500 mg PO BID for type 2 DM.",
+        {"metformin": ("MEDICINE", set()), "type 2 DM": ("ILLNESS", set())},
+        ["DM"],
+        ("type 2 diabetes mellitus", "Metformin"),
+    ),
+    ("Mother had breast cancer.", {"breast cancer": ("ILLNESS", {"family"})}, [], (None, None)),
+    ("Was on warfarin, stopped last year.", {"warfarin": ("MEDICINE", {"historical", "discontinued"})}, [], ("*", "Warfarin")),
+    (
+        "HIV+ with brain metastases; on antibiotics and corticosteroids.",
+        {
+            "HIV+": ("ILLNESS", set()),
+            "brain metastases": ("ILLNESS", set()),
+            "antibiotics": ("MEDICINE", set()),
+            "corticosteroids": ("MEDICINE", set()),
+        },
+        [],
+        ("*", "*"),
+    ),
+    (
+        "Labs: creatinine 1.2, bilirubin normal, glucose 140, HBsAg negative. Denies alcohol.",
+        {},
+        ["creatinine", "bilirubin", "glucose", "HBsAg", "alcohol"],
+        ("*", None),
+    ),
+    (
+        "Allergies: penicillin.\nStarted amoxicillin for otitis media.",
+        {"penicillin": ("MEDICINE", {"allergy"}), "amoxicillin": ("MEDICINE", set()), "otitis media": ("ILLNESS", set())},
+        ["Allergies"],
+        ("otitis media", "Amoxicillin"),
+    ),
+    (
+        "Family history:\nbreast cancer, diabetes\n\nPMH: HTN",
+        {"breast cancer": ("ILLNESS", {"family"}), "diabetes": ("ILLNESS", {"family"}), "HTN": ("ILLNESS", {"historical"})},
+        [],
+        ("hypertension", None),
+    ),
+    ("h/o MI, high blood pressure", {"MI": ("ILLNESS", {"historical"}), "high blood pressure": ("ILLNESS", {"historical"})}, [], ("*", None)),
+    ("Had a heart attack in 2019.", {"heart attack": ("ILLNESS", set())}, [], ("*", None)),
+    ("Rule out pneumonia. No signs of flu.", {"pneumonia": ("ILLNESS", {"hypothetical"}), "flu": ("ILLNESS", {"negated"})}, [], (None, None)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "absent", "primary"), CASES, ids=[c[0][:40] for c in CASES])
+def test_clinical_example(chain: Chain, text: str, expected: dict, absent: list, primary: tuple) -> None:
+    res = chain.extract(text)
+    found = {e.surface: e for e in res.entities}
+    for surface, (label, flags) in expected.items():
+        assert surface in found, f"{surface!r} not found in {sorted(found)}"
+        assert found[surface].label == label
+        assert _flags(found[surface]) == flags, surface
+    for surface in absent:
+        assert surface not in found, f"{surface!r} must not be an illness or medicine"
+    ill, med = primary
+    if ill != "*":
+        assert res.illness == ill
+    if med != "*":
+        assert res.medicine == med
+
+
+def test_lab_analytes_are_substances_not_medicines(chain: Chain) -> None:
+    res = chain.extract("Creatinine and bilirubin were normal; started lisinopril.")
+    assert [e.surface for e in res.medicines] == ["lisinopril"]
+    assert {e.surface.lower() for e in res.substances} >= {"creatinine", "bilirubin"}
+    d = res.to_dict()
+    assert d["medicine"] == res.medicine and {s["text"].lower() for s in d["substances"]} >= {"creatinine"}
