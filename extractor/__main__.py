@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sink": ("extractor.stream.sink", "write processed entries from Kafka to MongoDB"),
     "dlq": ("extractor.stream.dlq", "inspect or replay the dead-letter topic"),
     "db": ("extractor.tools.db", "create the MongoDB indexes the queries use (`db init`)"),
+    "backfill": ("extractor.batch.backfill", "re-extract files of entries on Apache Spark into Parquet (+ MongoDB)"),
     "query": ("extractor.tools.query", "query MongoDB: a patient's entries, entries with a code, counts per code"),
 }
 
