@@ -179,13 +179,21 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
             if r["kind"] == rec.KIND_DEAD_LETTER:
                 summary.dead_lettered += r["count"]
                 summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + r["count"]
-        docs_all = df.filter(F.col("kind") == rec.KIND_DOCUMENT).select(*DOC_COLUMNS)
+        docs_all = df.filter(F.col("kind") == rec.KIND_DOCUMENT).select(*DOC_COLUMNS, "source_file", "source_row")
         n_docs = sum(r["count"] for r in counts if r["kind"] == rec.KIND_DOCUMENT)
-        docs = docs_all.dropDuplicates(["_id"])  # the same entry twice in the input: one document, as upserts
+        # the same entry twice in the input: one document, the later row's, as the stream's upserts leave it
+        from pyspark.sql import Window
+
+        last = Window.partitionBy("_id").orderBy(F.col("source_file").desc_nulls_last(),
+                                                 F.col("source_row").desc_nulls_last())
+        docs = (docs_all.withColumn("_n", F.row_number().over(last)).filter(F.col("_n") == 1)
+                .select(*DOC_COLUMNS))
         n_unique = docs.count()
         summary.duplicates = n_docs - n_unique
 
-        previous = spark.read.parquet(docs_dir) if _exists(spark, docs_dir) else None
+        previous = None
+        if _exists(spark, docs_dir):  # partition discovery reads date=YYYY-MM-DD as a date: back to our string
+            previous = spark.read.parquet(docs_dir).withColumn("date", F.col("date").cast("string"))
         if only_changed and previous is not None:
             prev = previous.select("_id", F.col("content_hash").alias("_prev_hash"))
             joined = docs.join(prev, "_id", "left")

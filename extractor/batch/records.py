@@ -60,7 +60,8 @@ def settings_from_payload(payload: dict[str, Any]) -> Settings:
 
 
 def chain_for(payload: dict[str, Any], factory: str | None = None) -> Any:
-    """The chain for these settings, loaded on the first call in this process and reused afterwards."""
+    """The chain for these settings, loaded on the first call in this process and reused afterwards (reloaded
+    when the lexicon files changed since, as a running stream worker does)."""
     key = json.dumps({k: payload.get(k) for k in ("lexicon_dir", "ner_model", "stages", "chain_mode",
                                                   "ner_batch_size", "max_text_chars", "min_confidence")},
                      sort_keys=True) + (factory or "")
@@ -70,6 +71,11 @@ def chain_for(payload: dict[str, Any], factory: str | None = None) -> Any:
             chain = load_chain(settings_from_payload(payload), factory)
             _chains[key] = chain
             log.info("chain loaded in this executor process: %s", chain_versions(chain))
+        else:
+            # a reused Python worker may outlive a lexicon edit: the worker's own hot reload (a cheap stat check)
+            reload = getattr(chain, "reload_if_changed", None)
+            if reload is not None:
+                reload()
         return chain
 
 
@@ -106,7 +112,9 @@ def _to_entry(rec: tuple, max_text_chars: int) -> m.Entry:
     elif kind == "fields":
         pid, text, ts = payload
         entry = m.build_entry("" if pid is None else str(pid), text if isinstance(text, str) else "",
-                              "" if ts is None else str(ts), file, row)
+                              "" if ts is None else str(ts))
+        if file is not None:  # a Parquet row has a file but no row number
+            entry.source = {"file": file} if row is None else {"file": file, "row": row}
     else:
         raise ValueError(f"unknown record kind {kind!r}")
     return m.decode_entry(m.encode_entry(entry), max_text_chars=max_text_chars)
@@ -134,7 +142,8 @@ def _dead_letter(rec: tuple, *, reason: str, stage: str, error_class: str, detai
 
 def _document(doc: dict[str, Any]) -> tuple:
     ts = doc.get("timestamp")
-    values = {**{k: doc.get(k) for k in OUTPUT_FIELDS if k in doc}, "kind": KIND_DOCUMENT,
+    source = doc.get("source") or {}
+    values = {"source_file": source.get("file"), "source_row": source.get("row"),**{k: doc.get(k) for k in OUTPUT_FIELDS if k in doc}, "kind": KIND_DOCUMENT,
               "date": ts[:10] if isinstance(ts, str) and len(ts) >= 10 else None,
               "content_hash": content_hash(doc),
               "document": json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)}

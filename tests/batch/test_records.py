@@ -1,0 +1,54 @@
+"""The executor side without Spark: the worker's decisions one for one, the content hash, the cached chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extractor.batch import records as rec
+from extractor.config import load_settings
+from extractor.stream import messages as m
+
+
+@pytest.fixture(scope="module")
+def payload() -> dict:
+    return rec.settings_payload(load_settings(stages=("regex", "lexicon")))
+
+
+def _entry_record(pid: str, text: str, ts: str = "2024-01-01T00:00:00Z") -> tuple:
+    e = m.build_entry(pid, text, ts, "f.csv", 2)
+    return ("entry", "f.csv", 2, b"raw", (e.entry_id, e.text, e.patient_id, e.timestamp, e.source))
+
+
+def test_chain_is_loaded_once_per_process(payload: dict) -> None:
+    first = rec.chain_for(payload)
+    assert rec.chain_for(dict(payload)) is first
+
+
+def test_one_output_row_per_record_with_stream_reasons(payload: dict) -> None:
+    records = [
+        _entry_record("P1", "Patient shows signs of flu. Prescribed ibuprofen."),
+        _entry_record("P2", "The weather was lovely."),
+        ("poison", "f.csv", 3, b"P3,,x\n", ("missing_text", "produce", "PoisonMessage", "text column is empty")),
+        ("message", "f.jsonl", None, b'{"broken', None),
+        ("message", "f.jsonl", None, json.dumps({"text": "flu"}).encode(), None),
+        ("fields", "f.parquet", None, b"{}", ("P4", "Prescribed ibuprofen for flu.", "2024-01-01 10:00")),
+    ]
+    out = [dict(zip(rec.OUTPUT_FIELDS, row, strict=True))
+           for row in rec.process_partition(iter(records), payload)]
+    assert [(o["kind"], o["reason"]) for o in out] == [
+        ("dead_letter", "missing_text"), ("dead_letter", "not_json"), ("dead_letter", "schema_invalid"),
+        ("document", None), ("dead_letter", "unresolved"), ("document", None)]
+    doc = json.loads(out[3]["document"])
+    assert doc["_id"] == records[0][4][0] and doc["illness"] and doc["medicine"]
+    assert out[3]["date"] == "2024-01-01" and "kafka" not in doc
+    assert out[0]["headers"]["reason"] == "missing_text" and "lexicon_version" not in out[0]["headers"]
+    assert out[4]["headers"]["lexicon_version"] == doc["lexicon_version"]
+
+
+def test_content_hash_ignores_times_and_versions() -> None:
+    doc = {"_id": "a", "text": "t", "illnesses": [], "processed_at": "x", "lexicon_version": "1"}
+    same = {**doc, "processed_at": "y", "lexicon_version": "2", "written_at_ms": 5}
+    assert rec.content_hash(doc) == rec.content_hash(same)
+    assert rec.content_hash(doc) != rec.content_hash({**doc, "illnesses": [{"code": "J11"}]})
