@@ -143,7 +143,8 @@ def _dead_letter(rec: tuple, *, reason: str, stage: str, error_class: str, detai
 def _document(doc: dict[str, Any]) -> tuple:
     ts = doc.get("timestamp")
     source = doc.get("source") or {}
-    values = {"source_file": source.get("file"), "source_row": source.get("row"),**{k: doc.get(k) for k in OUTPUT_FIELDS if k in doc}, "kind": KIND_DOCUMENT,
+    values = {**{k: doc.get(k) for k in OUTPUT_FIELDS if k in doc}, "kind": KIND_DOCUMENT,
+              "source_file": source.get("file"), "source_row": source.get("row"),
               "date": ts[:10] if isinstance(ts, str) and len(ts) >= 10 else None,
               "content_hash": content_hash(doc),
               "document": json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)}

@@ -1,12 +1,11 @@
-"""A real Spark session in local mode (``local[2]``, UI off), shared by the batch tests, and small input files:
-the sample entries plus one row for every reason a row or an entry is dead-lettered."""
+"""Small input files for the batch tests: the sample entries plus one row for every reason a row or an entry is
+dead-lettered (the Spark session is the session fixture ``spark`` of tests/conftest.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ GOOD_ROWS = 40
 def sample_rows(n: int = GOOD_ROWS) -> list[tuple[str, str, str]]:
     with SAMPLE.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
-        return [(r["patient_id"], r["medical_entry"], r["timestamp"]) for _, r in zip(range(n), reader)]
+        return [(r["patient_id"], r["medical_entry"], r["timestamp"]) for _, r in zip(range(n), reader, strict=False)]
 
 
 # (row bytes, the reason the stream gives it); rows of the CSV below, after the good ones
@@ -53,17 +52,6 @@ def write_csv(path: Path, rows: list[tuple[str, str, str]], bad: bool = True, du
 
 
 EXPECTED_BAD = {**{reason: 1 for _, reason in BAD_ROWS}, "column_count": 2}
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
-    """Fails (never skips) when Spark cannot start: pyspark and Java 17 are real dependencies."""
-    from extractor.batch.backfill import spark_session
-
-    session = spark_session("local[2]", app_name="extractor-tests", conf={
-        "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g"})
-    yield session
-    session.stop()
 
 
 @pytest.fixture
