@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("extractor.tools.extract", "extract illnesses and medicines from a text or a CSV, print JSON"),
     "lexicon": ("extractor.tools.lexicon_check", "check the lexicon files (malformed, duplicate, conflicting rows)"),
     "generate": ("extractor.tools.generate", "write a labelled CSV of synthetic clinical-style entries"),
-    "bench": ("extractor.tools.bench", "benchmarks that print figures: `bench chain`, `bench pipeline`, `bench store`"),
+    "bench": ("extractor.tools.bench", "benchmarks that print figures: `bench chain|pipeline|store|backfill`"),
     "topics": ("extractor.stream.topics", "create the Kafka topics (idempotent)"),
     "produce": ("extractor.stream.producer", "publish a CSV of entries to Kafka"),
     "work": ("extractor.stream.worker", "run an extractor worker (Kafka consumer group member)"),

@@ -52,3 +52,19 @@ def test_content_hash_ignores_times_and_versions() -> None:
     same = {**doc, "processed_at": "y", "lexicon_version": "2", "written_at_ms": 5}
     assert rec.content_hash(doc) == rec.content_hash(same)
     assert rec.content_hash(doc) != rec.content_hash({**doc, "illnesses": [{"code": "J11"}]})
+
+
+@pytest.mark.parametrize("pid, text", [
+    ("P1", "Patient shows signs of flu."), ("P" + "9" * 200, "flu"), ("P2", "a" * 30_000), ("P3", "flu\u0000x"),
+])
+def test_validated_equals_the_workers_decode_of_the_message(pid: str, text: str) -> None:
+    entry = m.build_entry(pid, text, "2024-01-01 10:00", "f.csv", 7)
+    try:
+        expected: object = m.decode_entry(m.encode_entry(entry), max_text_chars=20_000)
+    except m.PoisonMessage as exc:
+        expected = (exc.reason, exc.stage)
+    try:
+        got: object = rec.validated(entry, 20_000)
+    except m.PoisonMessage as exc:
+        got = (exc.reason, exc.stage)
+    assert got == expected

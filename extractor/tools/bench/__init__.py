@@ -1,8 +1,9 @@
-"""``python -m extractor bench chain|pipeline|store``: benchmarks that print figures (never timed tests).
+"""``python -m extractor bench chain|pipeline|store|backfill``: benchmarks that print figures (never timed tests).
 
 One module per benchmark: :mod:`extractor.tools.bench.chain` (the chain alone, in one process),
 :mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB) and
-:mod:`extractor.tools.bench.store` (the MongoDB store at scale, both writers); all print with
+:mod:`extractor.tools.bench.store` (the MongoDB store at scale, both writers), :mod:`extractor.tools.bench.backfill`
+(the Spark backfill against one process); all print with
 :func:`extractor.tools.bench.report.report`.
 """
 
@@ -34,6 +35,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
     configure_store_parser(st)
     st.set_defaults(_bench=run_store_bench)
+    bf = sub.add_parser("backfill", help="Spark backfill (local[2]) against one process calling extract_many")
+    from extractor.tools.bench.backfill import configure_backfill_parser, run_backfill_bench
+
+    configure_backfill_parser(bf)
+    bf.set_defaults(_bench=run_backfill_bench)
 
 
 def _missing(exc: Exception) -> int:
