@@ -174,6 +174,7 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
         out = records.mapPartitions(lambda it, p=payload, f=chain_factory: rec.process_partition(it, p, f))
         df = spark.createDataFrame(out, output_schema()).persist(StorageLevel.MEMORY_AND_DISK)
         counts = df.groupBy("kind", "reason").count().collect()  # runs the chain, once per record
+        log.info("extracted %d records in %.1fs", sum(r["count"] for r in counts), time.monotonic() - t0)
         summary.read = sum(r["count"] for r in counts)
         for r in counts:
             if r["kind"] == rec.KIND_DEAD_LETTER:
@@ -203,6 +204,7 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
         else:
             to_write = docs
         summary.written = to_write.count()
+        log.info("%d documents to write (%.1fs)", summary.written, time.monotonic() - t0)
         summary.unchanged = n_unique - summary.written
 
         if summary.written:
@@ -214,10 +216,12 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
             else:
                 merged = to_write
             merged.write.mode("overwrite").partitionBy("date").parquet(staging)
+            log.info("documents written to staging (%.1fs)", time.monotonic() - t0)
             moved = _swap_partitions(spark, staging, docs_dir)
             log.info("documents: %d date partitions written under %s", moved, docs_dir)
         (df.filter(F.col("kind") == rec.KIND_DEAD_LETTER).select(*DLQ_COLUMNS).withColumnRenamed("_id", "entry_id")
          .write.mode("overwrite").parquet(dlq_dir))
+        log.info("dead letters written (%.1fs)", time.monotonic() - t0)
         if _exists(spark, docs_dir):
             summary.output_documents = spark.read.parquet(docs_dir).join(docs.select("_id"), "_id", "left_semi").count()
 
