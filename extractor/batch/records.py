@@ -52,6 +52,7 @@ def settings_payload(settings: Settings) -> dict[str, Any]:
     d["mongo_uri"] = settings.mongo_uri.get_secret_value()
     d["sasl_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
     d.pop("mongo_uri_file", None)
+    d.pop("sasl_password_file", None)
     return d
 
 

@@ -68,3 +68,15 @@ def test_validated_equals_the_workers_decode_of_the_message(pid: str, text: str)
     except m.PoisonMessage as exc:
         got = (exc.reason, exc.stage)
     assert got == expected
+
+
+def test_sasl_password_from_a_mounted_file(tmp_path) -> None:
+    from extractor.config import Settings
+
+    f = tmp_path / "password"
+    f.write_text("s3cret\n")
+    s = Settings(sasl_password_file=f)
+    assert s.sasl_password is not None and s.sasl_password.get_secret_value() == "s3cret"
+    assert s.kafka_common().get("sasl.password") == "s3cret"
+    with pytest.raises(ValueError):
+        Settings(sasl_password_file=tmp_path / "missing")
