@@ -135,7 +135,8 @@ def _keda_crd(kind: str) -> dict[str, Any]:
 
     version = "v2.17.2"
     cache = TOOLS / "keda" / version
-    name = {"ScaledObject": "keda.sh_scaledobjects.yaml", "TriggerAuthentication": "keda.sh_triggerauthentications.yaml"}
+    name = {"ScaledObject": "keda.sh_scaledobjects.yaml",
+            "TriggerAuthentication": "keda.sh_triggerauthentications.yaml"}
     path = cache / name[kind]
     if not path.is_file():
         out = subprocess.run(["go", "mod", "download", "-json", f"github.com/kedacore/keda/v2@{version}"],
