@@ -98,6 +98,9 @@ def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-
         path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
         settings["spark.executorEnv.PYTHONPATH"] = path
         settings["spark.sql.shuffle.partitions"] = str(max(2, os.cpu_count() or 2))
+        # list the date partitions on the driver: a Spark job of one task per folder (the default past 32
+        # folders, made for object stores) costs minutes for years of dates on a local disk
+        settings["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "1000000"
     settings.update(conf or {})
     for k, v in settings.items():
         b = b.config(k, v)
