@@ -16,13 +16,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("extractor.tools.extract", "extract illnesses and medicines from a text or a CSV, print JSON"),
     "lexicon": ("extractor.tools.lexicon_check", "check the lexicon files (malformed, duplicate, conflicting rows)"),
     "generate": ("extractor.tools.generate", "write a labelled CSV of synthetic clinical-style entries"),
-    "bench": ("extractor.tools.bench", "benchmarks that print figures: `bench chain|pipeline|store|soak`"),
+    "bench": ("extractor.tools.bench", "benchmarks that print figures: `bench chain|pipeline|store|soak|backfill`"),
     "topics": ("extractor.stream.topics", "create the Kafka topics (idempotent)"),
     "produce": ("extractor.stream.producer", "publish a CSV of entries to Kafka"),
     "work": ("extractor.stream.worker", "run an extractor worker (Kafka consumer group member)"),
     "sink": ("extractor.stream.sink", "write processed entries from Kafka to MongoDB"),
     "dlq": ("extractor.stream.dlq", "inspect or replay the dead-letter topic"),
     "db": ("extractor.tools.db", "create the MongoDB indexes the queries use (`db init`)"),
+    "backfill": ("extractor.batch.backfill", "re-extract files of entries on Apache Spark into Parquet (+ MongoDB)"),
     "query": ("extractor.tools.query", "query MongoDB: a patient's entries, entries with a code, counts per code"),
 }
 

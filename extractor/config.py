@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(None, description="a file holding the SASL password (a mounted secret)")
     ssl_ca_location: str | None = None
     input_topic: str = "medical-entries"
     processed_topic: str = "processed-entries"
@@ -92,6 +93,17 @@ class Settings(BaseSettings):
     # --- observability ----------------------------------------------------------------------------
     metrics_port: int = 0  # 0 = no metrics endpoint
     log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sasl_password_from_file(cls, values: Any) -> Any:
+        """An explicit sasl_password wins; else sasl_password_file (must exist), as Kubernetes mounts a secret."""
+        if not isinstance(values, dict) or values.get("sasl_password") or not values.get("sasl_password_file"):
+            return values
+        path = Path(values["sasl_password_file"])
+        if not path.is_file():
+            raise ValueError(f"sasl_password_file {path} does not exist")
+        return {**values, "sasl_password": path.read_text(encoding="utf-8").strip()}
 
     @model_validator(mode="before")
     @classmethod

@@ -57,3 +57,14 @@ def service_settings(services: Endpoints) -> Settings:
     from extractor.config import load_settings
 
     return load_settings(bootstrap_servers=services.bootstrap_servers, mongo_uri=services.mongo_uri)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """Fails (never skips) when Spark cannot start: pyspark and Java 17 are real dependencies."""
+    from extractor.batch.backfill import spark_session
+
+    session = spark_session("local[2]", app_name="extractor-tests", conf={
+        "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.driver.memory": "1g"})
+    yield session
+    session.stop()

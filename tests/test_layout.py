@@ -1,4 +1,4 @@
-"""The package layout's one rule: dependencies point one way, tools -> stream -> chain (-> config).
+"""The package layout's one rule: dependencies point one way, tools -> batch -> stream -> chain (-> config).
 
 Two checks. Statically, every ``import`` statement in every module of a package (top level or inside a function)
 is read with :mod:`ast`, so a lazy import cannot hide a wrong-way dependency. Dynamically, the chain is imported
@@ -20,9 +20,13 @@ PACKAGE = REPO / "extractor"
 
 # what each part may NOT import (by module prefix)
 FORBIDDEN = {
-    "chain": ("extractor.stream", "extractor.tools", "confluent_kafka", "kafka", "pymongo", "bson", "evaluation"),
-    "stream": ("extractor.tools", "evaluation"),
-    "config": ("extractor.chain", "extractor.stream", "extractor.tools", "confluent_kafka", "pymongo"),
+    "chain": ("extractor.stream", "extractor.batch", "extractor.tools", "confluent_kafka", "kafka", "pymongo", "bson",
+              "evaluation", "pyspark"),
+    "stream": ("extractor.batch", "extractor.tools", "evaluation", "pyspark"),
+    # batch -> stream -> chain: the Spark backfill reuses the stream's formats and writer, never the tools
+    "batch": ("extractor.tools", "evaluation"),
+    "config": ("extractor.chain", "extractor.stream", "extractor.batch", "extractor.tools", "confluent_kafka",
+               "pymongo", "pyspark"),
 }
 
 

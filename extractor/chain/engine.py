@@ -35,8 +35,8 @@ from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
 from extractor.chain.calibration import Calibrator, length_band
 from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
-from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
+from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
 from extractor.chain.rules import RULES_FILE, RegexStage
 from extractor.chain.stage import Stage
 

@@ -48,7 +48,7 @@ from extractor.stream.store import mongo_client
 log = logging.getLogger(__name__)
 
 _PERMANENT_AFTER = 4  # attempts with a reachable server before bisecting for a bad document
-WRITE_CHUNK = 500  # ReplaceOne statements per bulk command
+WRITE_CHUNK = store.WRITE_CHUNK
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -128,14 +128,7 @@ class Sink:
 
     def _write(self, docs: list[dict[str, Any]]) -> None:
         """Upsert ``docs`` by ``_id`` (ReplaceOne, upsert), unordered: idempotent, so a redelivery is harmless."""
-        from pymongo import ReplaceOne
-
-        now = int(time.time() * 1000)
-        for d in docs:
-            d["written_at_ms"] = now
-        for i in range(0, len(docs), WRITE_CHUNK):
-            self.collection.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True)
-                                        for d in docs[i:i + WRITE_CHUNK]], ordered=False)
+        store.upsert_documents(self.collection, docs, WRITE_CHUNK)
 
     def write_with_retry(self, docs: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
         """(written, bad documents). ``written`` False only when stopping while MongoDB is still failing."""

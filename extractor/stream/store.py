@@ -47,6 +47,23 @@ def collection(settings: Settings, client: Any = None) -> Any:
     return client[settings.mongo_database][settings.mongo_collection]
 
 
+WRITE_CHUNK = 500  # ReplaceOne statements per bulk command
+
+
+def upsert_documents(coll: Any, docs: list[dict[str, Any]], chunk: int = WRITE_CHUNK) -> None:
+    """The project's one idempotent MongoDB write: ``ReplaceOne({_id}, doc, upsert=True)`` per document, unordered,
+    in bulk commands of ``chunk``; each document gets ``written_at_ms``. Used by the sink and the backfill."""
+    import time
+
+    from pymongo import ReplaceOne
+
+    now = int(time.time() * 1000)
+    for d in docs:
+        d["written_at_ms"] = now
+    for i in range(0, len(docs), chunk):
+        coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[i:i + chunk]], ordered=False)
+
+
 def ensure_indexes(settings: Settings, coll: Any = None) -> list[str]:
     """Create the query indexes (idempotent); returns their names."""
     from pymongo import IndexModel

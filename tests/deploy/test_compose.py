@@ -116,3 +116,31 @@ def test_connect_image_matches_the_pom_and_worker(compose: dict[str, Any]) -> No
     assert worker["plugin.discovery"] == "only_scan"
     assert worker["value.converter.schemas.enable"] == "false"
     assert worker["bootstrap.servers"].split(":")[0] == "kafka"
+
+
+def test_extractor_services_share_the_deploy_image(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"db-init", "worker", "sink", "produce"} <= set(services)
+    builders = [n for n, s in services.items() if s.get("build", {}).get("dockerfile") == "deploy/Dockerfile"]
+    assert builders == ["db-init"]
+    image = services["db-init"]["image"]
+    assert all(services[n]["image"] == image for n in ("worker", "sink", "produce"))
+    assert (REPO_ROOT / services["db-init"]["build"]["context"] / "deploy" / "Dockerfile").is_file()
+    assert services["worker"]["command"] == ["work"] and services["sink"]["command"] == ["sink"]
+    assert services["db-init"]["command"] == ["db", "init"]
+
+
+def test_extractor_services_reach_the_compose_servers(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    internal = compose["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")[0].split("//")[1]
+    for name in ("worker", "sink", "produce"):
+        assert services[name]["environment"]["EXTRACTOR_BOOTSTRAP_SERVERS"] == internal
+        assert services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    for name in ("db-init", "sink"):
+        assert services[name]["environment"]["EXTRACTOR_MONGO_URI"] == compose["services"]["connect"][
+            "environment"]["MONGO_URI"]
+    # one MongoDB writer by default (Connect); the own sink only on request
+    assert services["sink"]["profiles"] == ["own-sink"] and "profiles" not in services["worker"]
+    for name in ("worker", "sink"):
+        assert int(services[name]["stop_grace_period"].rstrip("s")) >= 30
+        assert services[name]["environment"]["EXTRACTOR_METRICS_PORT"] == "9108"

@@ -1,9 +1,10 @@
-"""``python -m extractor bench chain|pipeline|store|soak``: benchmarks that print figures (never timed tests).
+"""``python -m extractor bench chain|pipeline|store|soak|backfill``: benchmarks that print figures (never timed tests).
 
 One module per benchmark: :mod:`extractor.tools.bench.chain` (the chain alone, in one process),
-:mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB) and
-:mod:`extractor.tools.bench.store` (the MongoDB store at scale, both writers) and
-:mod:`extractor.tools.bench.soak` (steady load with faults); all print with
+:mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB),
+:mod:`extractor.tools.bench.store` (the MongoDB store at scale, both writers), :mod:`extractor.tools.bench.soak`
+(steady load with faults) and :mod:`extractor.tools.bench.backfill` (the Spark backfill against one process); all
+print with
 :func:`extractor.tools.bench.report.report`.
 """
 
@@ -40,6 +41,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
     configure_soak_parser(so)
     so.set_defaults(_bench=run_soak_bench)
+    bf = sub.add_parser("backfill", help="Spark backfill (local[2]) against one process calling extract_many")
+    from extractor.tools.bench.backfill import configure_backfill_parser, run_backfill_bench
+
+    configure_backfill_parser(bf)
+    bf.set_defaults(_bench=run_backfill_bench)
 
 
 def _missing(exc: Exception) -> int:

@@ -1,0 +1,295 @@
+"""``python -m extractor backfill INPUT --output DIR``: the extraction chain over files of entries, on Apache Spark.
+
+The batch counterpart of the stream, for years of existing notes or a re-extraction after a lexicon or model
+change. Spark splits the input over its executors; each executor's Python process loads the chain once and runs
+``extract_many`` on batches of ``batch_size`` entries (:mod:`extractor.batch.records`). Output:
+
+* ``DIR/documents/date=YYYY-MM-DD/*.parquet`` — the stream's enriched documents (same ``_id`` = entry id, same
+  fields and versions; the full document as JSON in ``document``, its main fields as columns, ``content_hash``);
+* ``DIR/dead_letter/*.parquet`` — this run's unresolved and malformed entries, with the dlq-topic's reasons,
+  stages and headers and the original bytes in ``value``;
+* with ``--mongo``, the same documents upserted by ``_id`` with the sink's writer (``store.upsert_documents``).
+
+Idempotent: a document is keyed by its ``_id`` in the Parquet output (the date partitions a run touches are
+rewritten as previous documents + this run's, through a staging folder) and in MongoDB (upserts), so a rerun
+changes nothing but ``processed_at``. ``--only-changed`` compares each new document's ``content_hash`` (what was
+extracted, without times and versions) with the previous output's and writes only new or changed documents.
+Progress: Spark's UI (its address is logged) and console progress bar, then one summary line,
+``read = written + unchanged + duplicates + dead_lettered``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from extractor.batch import inputs
+from extractor.batch import records as rec
+from extractor.config import REPO_ROOT, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+DOCUMENTS, DEAD_LETTER, STAGING = "documents", "dead_letter", "_staging"
+DOC_COLUMNS = ("_id", "patient_id", "timestamp", "status", "illness", "medicine", "extractor_version",
+               "lexicon_version", "chain_version", "content_hash", "document", "date")
+DLQ_COLUMNS = ("_id", "reason", "stage", "error_class", "error", "source_file", "source_row", "value", "headers")
+
+
+@dataclass
+class BackfillSummary:
+    input: str
+    read: int = 0
+    written: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    mongo_upserted: int = 0
+    output_documents: int = 0  # this run's documents found in the output after writing (read back)
+    seconds: float = 0.0
+    master: str = ""
+
+    @property
+    def reconciled(self) -> bool:
+        return (self.read == self.written + self.unchanged + self.duplicates + self.dead_lettered
+                and self.output_documents == self.written + self.unchanged)
+
+    def line(self) -> str:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.reasons.items())) or "none"
+        rate = self.read / self.seconds if self.seconds else 0.0
+        return (f"backfill {self.input}: read={self.read} = written={self.written} + unchanged={self.unchanged} "
+                f"+ duplicates={self.duplicates} + dead_lettered={self.dead_lettered} ({reasons}) "
+                f"[{'reconciled' if self.reconciled else 'NOT RECONCILED'}] mongo_upserted={self.mongo_upserted} "
+                f"seconds={self.seconds:.1f} rate={rate:.0f}/s master={self.master}")
+
+
+def output_schema() -> Any:
+    from pyspark.sql import types as T
+
+    s, long_ = T.StringType(), T.LongType()
+    types = {"source_row": long_, "value": T.BinaryType(), "headers": T.MapType(s, s)}
+    return T.StructType([T.StructField(f, types.get(f, s), True) for f in rec.OUTPUT_FIELDS])
+
+
+def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-backfill",
+                  conf: dict[str, str] | None = None) -> Any:
+    """A Spark session for the backfill. In local mode the Python workers run this interpreter and import this
+    checkout's ``extractor`` package; on a cluster the image provides both (deploy/)."""
+    from pyspark.sql import SparkSession
+
+    b = SparkSession.builder.master(master).appName(app_name)
+    settings = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.python.worker.reuse": "true",  # the chain stays loaded in each Python worker between tasks
+        "spark.ui.showConsoleProgress": "true",
+        "spark.sql.sources.partitionOverwriteMode": "static",
+    }
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        settings["spark.executorEnv.PYTHONPATH"] = path
+        settings["spark.sql.shuffle.partitions"] = str(max(2, os.cpu_count() or 2))
+        # list the date partitions on the driver: a Spark job of one task per folder (the default past 32
+        # folders, made for object stores) costs minutes for years of dates on a local disk
+        settings["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "1000000"
+    settings.update(conf or {})
+    for k, v in settings.items():
+        b = b.config(k, v)
+    spark = b.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def _fs(spark: Any, path: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p
+
+
+def _exists(spark: Any, path: str) -> bool:
+    fs, p = _fs(spark, path)
+    return bool(fs.exists(p))
+
+
+def _swap_partitions(spark: Any, staging: str, target: str) -> int:
+    """Move each ``date=*`` folder of ``staging`` over the same folder of ``target`` (Hadoop FileSystem API, so
+    any filesystem Spark writes to works); returns how many. Not atomic between delete and rename: a crash
+    there loses that date's folder until the backfill is run again (it is idempotent)."""
+    jvm = spark.sparkContext._jvm
+    fs, src = _fs(spark, staging)
+    _, dst = _fs(spark, target)
+    fs.mkdirs(dst)
+    moved = 0
+    for status in fs.listStatus(src):
+        name = status.getPath().getName()
+        if not name.startswith("date="):
+            continue
+        final = jvm.org.apache.hadoop.fs.Path(dst, name)
+        if fs.exists(final):
+            fs.delete(final, True)
+        if not fs.rename(status.getPath(), final):
+            raise RuntimeError(f"could not move {status.getPath()} to {final}")
+        moved += 1
+    fs.delete(src, True)
+    return moved
+
+
+def _mongo_writer(payload: dict[str, Any]) -> Any:
+    def write(rows: Any) -> None:
+        from extractor.batch.mongo import upsert_rows
+
+        upsert_rows(rows, payload)
+
+    return write
+
+
+def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, spark: Any = None,
+             master: str = "local[*]", mongo: bool = False, only_changed: bool = False,
+             partitions: int | None = None, header: bool = True, chain_factory: str | None = None) -> BackfillSummary:
+    """Run the backfill; returns its summary (``summary.reconciled`` says whether every record is accounted for)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    t0 = time.monotonic()
+    files = inputs.discover(input_path)
+    own = spark is None
+    spark = spark or spark_session(master)
+    summary = BackfillSummary(input=str(input_path), master=spark.sparkContext.master)
+    if spark.sparkContext.uiWebUrl:
+        log.info("Spark UI: %s", spark.sparkContext.uiWebUrl)
+    out_dir = str(output).rstrip("/")
+    docs_dir, dlq_dir = f"{out_dir}/{DOCUMENTS}", f"{out_dir}/{DEAD_LETTER}"
+    staging = f"{out_dir}/{STAGING}-{uuid.uuid4().hex[:8]}"
+    n_parts = partitions or max(2, spark.sparkContext.defaultParallelism)
+    payload = rec.settings_payload(settings)
+    columns = (settings.csv_patient_id_column, settings.csv_text_column, settings.csv_timestamp_column)
+    try:
+        records = inputs.read_records(spark, files, columns, n_parts, header=header)
+        out = records.mapPartitions(lambda it, p=payload, f=chain_factory: rec.process_partition(it, p, f))
+        df = spark.createDataFrame(out, output_schema()).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = df.groupBy("kind", "reason").count().collect()  # runs the chain, once per record
+        log.info("extracted %d records in %.1fs", sum(r["count"] for r in counts), time.monotonic() - t0)
+        summary.read = sum(r["count"] for r in counts)
+        for r in counts:
+            if r["kind"] == rec.KIND_DEAD_LETTER:
+                summary.dead_lettered += r["count"]
+                summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + r["count"]
+        docs_all = df.filter(F.col("kind") == rec.KIND_DOCUMENT).select(*DOC_COLUMNS, "source_file", "source_row")
+        n_docs = sum(r["count"] for r in counts if r["kind"] == rec.KIND_DOCUMENT)
+        # the same entry twice in the input: one document, the later row's, as the stream's upserts leave it
+        from pyspark.sql import Window
+
+        last = Window.partitionBy("_id").orderBy(F.col("source_file").desc_nulls_last(),
+                                                 F.col("source_row").desc_nulls_last())
+        docs = (docs_all.withColumn("_n", F.row_number().over(last)).filter(F.col("_n") == 1)
+                .select(*DOC_COLUMNS))
+        n_unique = docs.count()
+        summary.duplicates = n_docs - n_unique
+
+        previous = None
+        if _exists(spark, docs_dir):  # partition discovery reads date=YYYY-MM-DD as a date: back to our string
+            previous = spark.read.parquet(docs_dir).withColumn("date", F.col("date").cast("string"))
+        if only_changed and previous is not None:
+            prev = previous.select("_id", F.col("content_hash").alias("_prev_hash"))
+            joined = docs.join(prev, "_id", "left")
+            changed = joined.filter(F.col("_prev_hash").isNull() | (F.col("_prev_hash") != F.col("content_hash")))
+            # cut the lineage: the previous output it was compared with is replaced below
+            to_write = changed.drop("_prev_hash").localCheckpoint(eager=True)
+        else:
+            to_write = docs
+        summary.written = to_write.count()
+        log.info("%d documents to write (%.1fs)", summary.written, time.monotonic() - t0)
+        summary.unchanged = n_unique - summary.written
+
+        if summary.written:
+            dates = to_write.select("date").distinct()
+            if previous is not None:
+                kept = (previous.join(dates, previous["date"].eqNullSafe(dates["date"]), "left_semi")
+                        .join(to_write.select("_id"), "_id", "left_anti"))
+                merged = kept.select(*DOC_COLUMNS).unionByName(to_write.select(*DOC_COLUMNS))
+            else:
+                merged = to_write
+            merged.write.mode("overwrite").partitionBy("date").parquet(staging)
+            log.info("documents written to staging (%.1fs)", time.monotonic() - t0)
+            moved = _swap_partitions(spark, staging, docs_dir)
+            log.info("documents: %d date partitions written under %s", moved, docs_dir)
+        (df.filter(F.col("kind") == rec.KIND_DEAD_LETTER).select(*DLQ_COLUMNS).withColumnRenamed("_id", "entry_id")
+         .write.mode("overwrite").parquet(dlq_dir))
+        log.info("dead letters written (%.1fs)", time.monotonic() - t0)
+        if _exists(spark, docs_dir):
+            summary.output_documents = spark.read.parquet(docs_dir).join(docs.select("_id"), "_id", "left_semi").count()
+
+        if mongo and summary.written:
+            from extractor.stream.store import ensure_indexes
+
+            ensure_indexes(settings)
+            acc = spark.sparkContext.accumulator(0)
+            writer = _mongo_writer(payload)
+
+            def write_counting(rows: Any, w: Any = writer, a: Any = acc) -> None:
+                rows = list(rows)
+                w(iter(rows))
+                a.add(len(rows))
+
+            to_write.select("document").foreachPartition(write_counting)
+            summary.mongo_upserted = acc.value
+        df.unpersist()
+    finally:
+        if _exists(spark, staging):
+            _fs(spark, staging)[0].delete(_fs(spark, staging)[1], True)
+        if own:
+            spark.stop()
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="a CSV (the producer's format), JSON lines or Parquet file, or a directory")
+    parser.add_argument("--output", required=True, help="output folder: documents/ (by date) and dead_letter/")
+    parser.add_argument("--mongo", action="store_true", help="also upsert the documents into MongoDB")
+    parser.add_argument("--master", default=None,
+                        help="Spark master URL (default: SPARK_MASTER or local[*]); any cluster's URL works")
+    parser.add_argument("--only-changed", action="store_true",
+                        help="write only documents whose extraction differs from the previous output's")
+    parser.add_argument("--partitions", type=int, default=None, help="input partitions (default: Spark's parallelism)")
+    parser.add_argument("--batch-size", type=int, default=None, help="entries per extract_many call")
+    parser.add_argument("--database", default=None)
+    parser.add_argument("--collection", default=None)
+    parser.add_argument("--no-header", action="store_true", help="CSV files have no header row")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark settings")
+    parser.add_argument("--json", dest="json_path", type=Path, default=None, help="also write the summary here")
+    parser.add_argument("--chain-factory", default=None, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, batch_size=args.batch_size, mongo_database=args.database,
+                             mongo_collection=args.collection)
+    log.info("backfill settings %s", json.dumps(settings.redacted(), sort_keys=True))
+    master = args.master or os.environ.get("SPARK_MASTER") or "local[*]"
+    conf = dict(kv.split("=", 1) for kv in args.conf)
+    try:
+        inputs.discover(args.input)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    spark = spark_session(master, conf=conf)
+    try:
+        summary = backfill(settings, args.input, args.output, spark=spark, master=master, mongo=args.mongo,
+                           only_changed=args.only_changed, partitions=args.partitions, header=not args.no_header,
+                           chain_factory=args.chain_factory)
+    finally:
+        spark.stop()
+    print(summary.line())
+    if args.json_path:
+        args.json_path.parent.mkdir(parents=True, exist_ok=True)
+        args.json_path.write_text(json.dumps({**asdict(summary), "reconciled": summary.reconciled}, indent=2))
+    return 0 if summary.reconciled else 1

@@ -1,0 +1,213 @@
+"""Executor side of the backfill: input records -> the stream's enriched documents and dead-letter records.
+
+Nothing here imports Spark, so the same code runs in a Spark Python worker, in a test, or in one process. The
+chain is loaded once per Python process (:func:`chain_for`) and kept for every later task that process runs
+(Spark reuses its Python workers), never pickled with a task. Documents are built exactly as the worker builds
+them (:func:`extractor.stream.messages.build_processed` with the chain's versions), without the Kafka coordinates
+a batch job does not have; dead-letter records carry the dlq-topic's headers, reasons and stages.
+
+An input record is a plain tuple ``(kind, source_file, source_row, raw, payload)``:
+
+* ``entry``   — a CSV row the producer's parser accepted; payload ``(entry_id, text, patient_id, timestamp, source)``
+* ``poison``  — a CSV row it rejected; payload ``(reason, stage, error_class, detail)`` (the producer's reasons)
+* ``message`` — a JSON line (or plain-text line), decoded like a Kafka message value by the worker
+* ``fields``  — a Parquet row; payload ``(patient_id, text, timestamp)``, validated like a CSV row
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from extractor.config import Settings
+from extractor.stream import messages as m
+from extractor.stream.extraction import chain_versions, extract_isolating, load_chain
+
+log = logging.getLogger(__name__)
+
+KIND_DOCUMENT, KIND_DEAD_LETTER = "document", "dead_letter"
+# fields that say when or through which transport a document was made, not what was extracted: left out of the
+# content hash (and of the backfill-vs-worker comparison, with the Kafka coordinates a batch job has none of)
+VOLATILE_FIELDS = frozenset({"processed_at", "written_at_ms", "produced_at_ms", "kafka"})
+VERSION_FIELDS = frozenset({"extractor_version", "lexicon_version", "chain_version"})
+
+# one output row per input record; the order of OUTPUT_FIELDS is the Spark schema's (extractor.batch.backfill)
+OUTPUT_FIELDS = (
+    "kind", "_id", "date", "patient_id", "timestamp", "status", "illness", "medicine", "extractor_version",
+    "lexicon_version", "chain_version", "content_hash", "document", "reason", "stage", "error_class", "error",
+    "source_file", "source_row", "value", "headers",
+)
+
+_lock = threading.Lock()
+_chains: dict[str, Any] = {}
+
+
+def settings_payload(settings: Settings) -> dict[str, Any]:
+    """What executors need to rebuild the settings (secrets included: it travels inside the job, never logged)."""
+    d = settings.model_dump(mode="json")
+    d["mongo_uri"] = settings.mongo_uri.get_secret_value()
+    d["sasl_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+    d.pop("mongo_uri_file", None)
+    d.pop("sasl_password_file", None)
+    return d
+
+
+def settings_from_payload(payload: dict[str, Any]) -> Settings:
+    return Settings(**payload)
+
+
+def chain_for(payload: dict[str, Any], factory: str | None = None) -> Any:
+    """The chain for these settings, loaded on the first call in this process and reused afterwards (reloaded
+    when the lexicon files changed since, as a running stream worker does)."""
+    key = json.dumps({k: payload.get(k) for k in ("lexicon_dir", "ner_model", "stages", "chain_mode",
+                                                  "ner_batch_size", "max_text_chars", "min_confidence")},
+                     sort_keys=True) + (factory or "")
+    with _lock:
+        chain = _chains.get(key)
+        if chain is None:
+            chain = load_chain(settings_from_payload(payload), factory)
+            _chains[key] = chain
+            log.info("chain loaded in this executor process: %s", chain_versions(chain))
+        else:
+            # a reused Python worker may outlive a lexicon edit: the worker's own hot reload (a cheap stat check)
+            reload = getattr(chain, "reload_if_changed", None)
+            if reload is not None:
+                reload()
+        return chain
+
+
+def loaded_chains() -> int:
+    """How many chains this process has loaded (tests: once per executor process)."""
+    return len(_chains)
+
+
+def _core(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in VOLATILE_FIELDS and k not in VERSION_FIELDS}
+
+
+def content_hash(doc: dict[str, Any], core_json: str | None = None) -> str:
+    """Hash of what was extracted for the entry (text, ids, entities, status...), without times and versions.
+    Key order is the document builder's own, so no sorting is needed (documents always come from
+    ``build_processed``)."""
+    if core_json is None:
+        core_json = json.dumps(_core(doc), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(core_json.encode("utf-8")).hexdigest()[:32]
+
+
+def _to_entry(rec: tuple, max_text_chars: int) -> m.Entry:
+    """The entry a record holds, or :class:`PoisonMessage` with the stream's reason and stage.
+
+    A CSV or Parquet row gets the worker's checks on the message the producer would publish for it."""
+    kind, file, row, raw, payload = rec
+    if kind == "message":
+        return m.decode_entry(raw, max_text_chars=max_text_chars)
+    if kind == "poison":
+        reason, stage, error_class, detail = payload
+        raise m.PoisonMessage(reason, stage, detail, error_class)
+    if kind == "entry":
+        entry_id, text, patient_id, timestamp, source = payload
+        entry = m.Entry(entry_id, text, patient_id, timestamp, source)
+    elif kind == "fields":
+        pid, text, ts = payload
+        entry = m.build_entry("" if pid is None else str(pid), text if isinstance(text, str) else "",
+                              "" if ts is None else str(ts))
+        if file is not None:  # a Parquet row has a file but no row number
+            entry.source = {"file": file} if row is None else {"file": file, "row": row}
+    else:
+        raise ValueError(f"unknown record kind {kind!r}")
+    return validated(entry, max_text_chars)
+
+
+def validated(entry: m.Entry, max_text_chars: int) -> m.Entry:
+    """The worker's checks on the message the producer would publish for ``entry`` (``decode_entry`` on
+    ``encode_entry(entry)``: the entry schema, then the length), without the JSON round trip, which changes
+    nothing in an entry made of strings (tested against ``decode_entry``)."""
+    errors = m.schema_errors(entry.to_message())
+    if errors:
+        raise m.PoisonMessage(m.R_SCHEMA, m.STAGE_VALIDATE, "; ".join(errors[:5]), "ValidationError")
+    if len(entry.text) > max_text_chars:
+        raise m.PoisonMessage(m.R_TOO_LONG, m.STAGE_VALIDATE, f"{len(entry.text)} > {max_text_chars} chars")
+    return entry
+
+
+def _dead_letter(rec: tuple, *, reason: str, stage: str, error_class: str, detail: str, entry_id: str | None,
+                 versions: tuple[str, str]) -> tuple:
+    _, file, row, raw, _ = rec
+    original = []
+    if file is not None:
+        original = [(m.H_SCHEMA_VERSION, str(m.SCHEMA_VERSION).encode()),
+                    (m.H_SOURCE_FILE, str(file).encode("utf-8", "replace"))]
+        if row is not None:
+            original.append((m.H_SOURCE_ROW, str(row).encode()))
+    headers = m.headers_dict(m.dlq_headers(
+        reason=reason, stage=stage, error_class=error_class, error=detail, original=original, entry_id=entry_id,
+        # like the stream: the producer's records carry no chain versions, the worker's do
+        extractor_version=None if stage == m.STAGE_PRODUCE else versions[0],
+        lexicon_version=None if stage == m.STAGE_PRODUCE else versions[1]))
+    values = {"kind": KIND_DEAD_LETTER, "_id": entry_id, "reason": reason, "stage": stage,
+              "error_class": error_class, "error": detail[:300], "source_file": file, "source_row": row,
+              "value": raw, "headers": headers}
+    return tuple(values.get(f) for f in OUTPUT_FIELDS)
+
+
+def _document(doc: dict[str, Any]) -> tuple:
+    """The output row of a document; ``document`` holds exactly the JSON the worker publishes for it."""
+    ts = doc.get("timestamp")
+    source = doc.get("source") or {}
+    values = {**{k: doc.get(k) for k in OUTPUT_FIELDS if k in doc}, "kind": KIND_DOCUMENT,
+              "source_file": source.get("file"), "source_row": source.get("row"),
+              "date": ts[:10] if isinstance(ts, str) and len(ts) >= 10 else None,
+              "content_hash": content_hash(doc),
+              "document": m.encode_json(doc).decode("utf-8")}
+    return tuple(values.get(f) for f in OUTPUT_FIELDS)
+
+
+def process_batch(chain: Any, records: list[tuple], max_text_chars: int) -> list[tuple]:
+    """One batch of records -> output rows (documents and dead letters), the worker's decisions one for one."""
+    extractor_version, lexicon_version = chain_versions(chain)
+    chain_version = str(getattr(chain, "version", "") or lexicon_version)
+    versions = (extractor_version, lexicon_version)
+    out: list[tuple] = []
+    good: list[tuple[tuple, m.Entry]] = []
+    for rec in records:
+        try:
+            good.append((rec, _to_entry(rec, max_text_chars)))
+        except m.PoisonMessage as exc:
+            out.append(_dead_letter(rec, reason=exc.reason, stage=exc.stage, error_class=exc.error_class,
+                                    detail=exc.detail, entry_id=None, versions=versions))
+    results = extract_isolating(chain, [e.text for _, e in good]) if good else []
+    processed_at = m.utc_now_iso()
+    for (rec, entry), result in zip(good, results, strict=True):
+        if isinstance(result, Exception):
+            out.append(_dead_letter(rec, reason=m.R_EXTRACT_ERROR, stage=m.STAGE_EXTRACT,
+                                    error_class=type(result).__name__, detail="", entry_id=entry.entry_id,
+                                    versions=versions))
+        elif result.status == "unresolved":
+            out.append(_dead_letter(rec, reason=m.R_UNRESOLVED, stage=m.STAGE_EXTRACT, error_class="Unresolved",
+                                    detail=str(result.reason or "")[:100], entry_id=entry.entry_id,
+                                    versions=versions))
+        else:
+            doc = m.build_processed(entry, result.to_dict(), extractor_version=extractor_version,
+                                    lexicon_version=lexicon_version, chain_version=chain_version,
+                                    processed_at=processed_at)
+            out.append(_document(doc))
+    return out
+
+
+def process_partition(records: Iterable[tuple], payload: dict[str, Any], factory: str | None = None) -> Iterator[tuple]:
+    """A partition of input records, in batches of ``batch_size`` through ``chain.extract_many``."""
+    chain = chain_for(payload, factory)
+    size = max(1, int(payload.get("batch_size") or 500))
+    max_chars = int(payload.get("max_text_chars") or 20_000)
+    batch: list[tuple] = []
+    for rec in records:
+        batch.append(rec)
+        if len(batch) >= size:
+            yield from process_batch(chain, batch, max_chars)
+            batch = []
+    if batch:
+        yield from process_batch(chain, batch, max_chars)

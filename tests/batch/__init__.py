@@ -1,0 +1,1 @@
+"""Tests of extractor.batch: the Spark backfill on a real local[2] Spark session."""

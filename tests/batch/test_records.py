@@ -1,0 +1,82 @@
+"""The executor side without Spark: the worker's decisions one for one, the content hash, the cached chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extractor.batch import records as rec
+from extractor.config import load_settings
+from extractor.stream import messages as m
+
+
+@pytest.fixture(scope="module")
+def payload() -> dict:
+    return rec.settings_payload(load_settings(stages=("regex", "lexicon")))
+
+
+def _entry_record(pid: str, text: str, ts: str = "2024-01-01T00:00:00Z") -> tuple:
+    e = m.build_entry(pid, text, ts, "f.csv", 2)
+    return ("entry", "f.csv", 2, b"raw", (e.entry_id, e.text, e.patient_id, e.timestamp, e.source))
+
+
+def test_chain_is_loaded_once_per_process(payload: dict) -> None:
+    first = rec.chain_for(payload)
+    assert rec.chain_for(dict(payload)) is first
+
+
+def test_one_output_row_per_record_with_stream_reasons(payload: dict) -> None:
+    records = [
+        _entry_record("P1", "Patient shows signs of flu. Prescribed ibuprofen."),
+        _entry_record("P2", "The weather was lovely."),
+        ("poison", "f.csv", 3, b"P3,,x\n", ("missing_text", "produce", "PoisonMessage", "text column is empty")),
+        ("message", "f.jsonl", None, b'{"broken', None),
+        ("message", "f.jsonl", None, json.dumps({"text": "flu"}).encode(), None),
+        ("fields", "f.parquet", None, b"{}", ("P4", "Prescribed ibuprofen for flu.", "2024-01-01 10:00")),
+    ]
+    out = [dict(zip(rec.OUTPUT_FIELDS, row, strict=True))
+           for row in rec.process_partition(iter(records), payload)]
+    assert [(o["kind"], o["reason"]) for o in out] == [
+        ("dead_letter", "missing_text"), ("dead_letter", "not_json"), ("dead_letter", "schema_invalid"),
+        ("document", None), ("dead_letter", "unresolved"), ("document", None)]
+    doc = json.loads(out[3]["document"])
+    assert doc["_id"] == records[0][4][0] and doc["illness"] and doc["medicine"]
+    assert out[3]["date"] == "2024-01-01" and "kafka" not in doc
+    assert out[0]["headers"]["reason"] == "missing_text" and "lexicon_version" not in out[0]["headers"]
+    assert out[4]["headers"]["lexicon_version"] == doc["lexicon_version"]
+
+
+def test_content_hash_ignores_times_and_versions() -> None:
+    doc = {"_id": "a", "text": "t", "illnesses": [], "processed_at": "x", "lexicon_version": "1"}
+    same = {**doc, "processed_at": "y", "lexicon_version": "2", "written_at_ms": 5}
+    assert rec.content_hash(doc) == rec.content_hash(same)
+    assert rec.content_hash(doc) != rec.content_hash({**doc, "illnesses": [{"code": "J11"}]})
+
+
+@pytest.mark.parametrize("pid, text", [
+    ("P1", "Patient shows signs of flu."), ("P" + "9" * 200, "flu"), ("P2", "a" * 30_000), ("P3", "flu\u0000x"),
+])
+def test_validated_equals_the_workers_decode_of_the_message(pid: str, text: str) -> None:
+    entry = m.build_entry(pid, text, "2024-01-01 10:00", "f.csv", 7)
+    try:
+        expected: object = m.decode_entry(m.encode_entry(entry), max_text_chars=20_000)
+    except m.PoisonMessage as exc:
+        expected = (exc.reason, exc.stage)
+    try:
+        got: object = rec.validated(entry, 20_000)
+    except m.PoisonMessage as exc:
+        got = (exc.reason, exc.stage)
+    assert got == expected
+
+
+def test_sasl_password_from_a_mounted_file(tmp_path) -> None:
+    from extractor.config import Settings
+
+    f = tmp_path / "password"
+    f.write_text("s3cret\n")
+    s = Settings(sasl_password_file=f)
+    assert s.sasl_password is not None and s.sasl_password.get_secret_value() == "s3cret"
+    assert s.kafka_common().get("sasl.password") == "s3cret"
+    with pytest.raises(ValueError):
+        Settings(sasl_password_file=tmp_path / "missing")
