@@ -209,7 +209,9 @@ class Sink:
             self.stats.dead_lettered += len(bad_msgs)
         for k, o in nxt.items():
             self._pending[k] = max(o, self._pending.get(k, 0))
-        self._commit_pending(attempts=20)
+        # never block the poll loop for long: what is not committed now stays pending (the documents are written;
+        # a redelivery is idempotent) and is committed after the next batch or poll
+        self._commit_pending(attempts=6)
         self.stats.consumed += len(real)
         self.stats.batches += 1
         metrics.BATCH_SECONDS.labels(self.component).observe(time.perf_counter() - t0)
