@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from extractor.chain.model import Entity
+from extractor.chain.segments import SpanIndex
 
 _SHORT = re.compile(r"\s*\(\s*([A-Za-z][A-Za-z0-9\-]{0,9})\s*[)\],;]")
 
@@ -32,6 +33,7 @@ def _plausible(short: str, long: str) -> bool:
 
 def add_defined_abbreviations(text: str, entities: Sequence[Entity]) -> list[Entity]:
     out = list(entities)
+    taken = SpanIndex(entities)  # overlap checks by bisection: a long note has hundreds of entities
     for ent in entities:
         m = _SHORT.match(text, ent.end)
         if not m:
@@ -41,12 +43,9 @@ def add_defined_abbreviations(text: str, entities: Sequence[Entity]) -> list[Ent
             continue
         for occ in re.finditer(rf"(?<![\w-]){re.escape(short)}(?![\w-])", text):
             s, e = occ.span()
-            if any(o.start < e and s < o.end for o in out):
+            if taken.overlapping(s, e):
                 continue
-            out.append(
-                ent.with_(
-                    surface=text[s:e], start=s, end=e,
-                    details={**ent.details, "abbreviation_of": ent.surface},
-                )
-            )
+            use = ent.with_(surface=text[s:e], start=s, end=e, details={**ent.details, "abbreviation_of": ent.surface})
+            out.append(use)
+            taken.add(use)
     return sorted(out, key=lambda x: x.start)

@@ -163,6 +163,12 @@ class _Hit:
     trigger: Trigger
 
 
+def _overlaps_sorted(spans: list[tuple[int, int]], ends: list[int], start: int, end: int) -> bool:
+    """Does [start, end) overlap one of ``spans`` (sorted, disjoint; ``ends`` their ends)? By bisection."""
+    i = bisect_right(ends, start)
+    return i < len(spans) and spans[i][0] < end
+
+
 class _Cover:
     """A union of closed intervals [lo, hi]; ``in`` by bisection."""
 
@@ -261,8 +267,9 @@ class ContextAnnotator:
         sections, headers = self._sections(text)
         if not hits and not sections:
             return list(entities)
-        if headers:  # a section header's own words are never an entity
-            entities = [e for e in entities if not any(e.start < he and hs < e.end for hs, he in headers)]
+        if headers:  # a section header's own words are never an entity (headers are sorted and disjoint)
+            ends = [he for _, he in headers]
+            entities = [e for e in entities if not _overlaps_sorted(headers, ends, e.start, e.end)]
         covers = self._covers(text, toks, hits) if hits else {}
         sec_starts = [s for s, _, _ in sections]
         out = []

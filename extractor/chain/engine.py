@@ -8,10 +8,11 @@ Runs on plain strings; knows nothing of Kafka or MongoDB::
 Policies (``Settings.chain_mode``):
 
 * ``cascade`` (default): each stage only sees what the earlier stages left unresolved. The regex and lexicon
-  stages run on every entry (a lexicon match that overlaps a regex capture is dropped); NER runs only on
-  entries that still contain a word no earlier stage explained and that is not a common English word (a cheap
-  gate: the word list is ``lexicons/common_words.txt``). On those entries NER's entities and the earlier ones
-  are merged as in ``merge`` mode: the model has seen something the rules could not settle.
+  stages run on every entry (a lexicon match that overlaps a regex capture is dropped); NER runs only on the
+  segments (sentences, lines: :mod:`extractor.chain.segments`) that still contain a word no earlier stage
+  explained and that is not a common English word (a cheap gate: the word list is ``lexicons/common_words.txt``).
+  There, NER's entities and the earlier ones are merged as in ``merge`` mode: the model has seen something the
+  rules could not settle. A short entry is one segment; a long note gets NER only where it needs it.
 * ``merge``: every stage runs on every entry; overlapping entities of the same label are merged, keeping the
   best supported one (highest calibrated confidence; agreement between methods raises it).
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotato
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
 from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
 from extractor.chain.rules import RULES_FILE, RegexStage
+from extractor.chain.segments import SpanIndex, segment_spans
 from extractor.chain.stage import Stage
 
 if TYPE_CHECKING:
@@ -46,7 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMMON_WORDS_FILE = "common_words.txt"
-_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz")
+# a word the cascade gate looks at: 4+ ASCII letters (shorter ones are mostly abbreviations the rules know)
+_LONG_WORD = re.compile(r"[A-Za-z]{4,}")
 _LINE_BREAKS = str.maketrans("", "", "\t\n\r")
 
 
@@ -105,30 +109,18 @@ def _labels(entities: Iterable[Entity]) -> set[Label]:
     return {e.label for e in entities}
 
 
-class SpanIndex:
-    """Entities kept sorted by start, answering "which overlap [start, end)?" in O(log n + k) instead of a scan
-    of them all: a long note has hundreds of entities, and all-pairs checks made the chain quadratic in it."""
+class _Segments:
+    """An entry's segments (:func:`~extractor.chain.segments.segment_spans`) and the calibration band of each:
+    an entity's confidence depends on the shape of the sentence it is in, not on the length of the whole note."""
 
-    def __init__(self, entities: Iterable[Entity] = ()) -> None:
-        self._starts: list[int] = []
-        self._items: list[Entity] = []
-        self._longest = 0
-        for e in entities:
-            self.add(e)
+    def __init__(self, text: str) -> None:
+        self.spans = segment_spans(text)
+        self._starts = [s for s, _ in self.spans]
+        self._bands = [length_band(text[s:e]) for s, e in self.spans]
 
-    def add(self, e: Entity) -> None:
-        i = bisect.bisect_right(self._starts, e.start)
-        self._starts.insert(i, e.start)
-        self._items.insert(i, e)
-        self._longest = max(self._longest, e.end - e.start)
-
-    def overlapping(self, start: int, end: int) -> list[Entity]:
-        lo = bisect.bisect_left(self._starts, start - self._longest)
-        hi = bisect.bisect_left(self._starts, end)
-        return [o for o in self._items[lo:hi] if o.start < end and start < o.end]
-
-    def overlaps(self, e: Entity) -> bool:
-        return bool(self.overlapping(e.start, e.end))
+    def band(self, pos: int) -> str | None:
+        i = bisect.bisect_right(self._starts, pos) - 1
+        return self._bands[max(i, 0)] if self._bands else None
 
 
 @dataclass
@@ -242,19 +234,17 @@ class Chain:
         found: list[list[Entity]] = [[] for _ in texts]
         ran: list[list[str]] = [[] for _ in texts]
         live = [i for i, p in enumerate(prepared) if p.reason is None]
+        segments = {i: _Segments(prepared[i].text) for i in live}
         for stage in self.stages:
-            if self.mode == "cascade" and stage.method == "ner":
-                todo = [i for i in live if self._needs_ner(prepared[i].text, found[i])]
-            else:
-                todo = live
-            if not todo:
-                continue
-            outputs = stage.extract_many([prepared[i].text for i in todo])
-            for i, ents in zip(todo, outputs, strict=True):
+            if stage.method == "ner":
+                outputs = self._run_ner(stage, live, prepared, segments, found)
+            else:  # regex and lexicon: one pass over the whole text (terms may wrap over a line break)
+                outputs = dict(zip(live, stage.extract_many([prepared[i].text for i in live]), strict=True))
+            for i, ents in outputs.items():
                 ran[i].append(stage.method)
-                band = length_band(prepared[i].text)
                 # below min_confidence an entity is dropped where it is made, so it cannot mask a later stage's
-                ents = [f for f in (self._finish_entity(e, band) for e in ents) if f.confidence >= self.min_confidence]
+                ents = [f for f in (self._finish_entity(e, segments[i].band(e.start)) for e in ents)
+                        if f.confidence >= self.min_confidence]
                 if self.mode == "cascade" and stage.method != "ner":
                     # each entity is kept unless it overlaps one already kept (earlier stages' or this one's)
                     kept = SpanIndex(found[i])
@@ -262,7 +252,7 @@ class Chain:
                         if not kept.overlaps(e):
                             found[i].append(e)
                             kept.add(e)
-                else:  # merge mode; and NER in cascade mode, which only runs on entries left unsettled
+                else:  # merge mode; and NER in cascade mode, which only runs where entries are left unsettled
                     found[i] = merge_entities(found[i] + ents, self.calibrator)
         results = [self._result(p, f, r) for p, f, r in zip(prepared, found, ran, strict=True)]
         for text, p, res in zip(texts, prepared, results, strict=True):
@@ -271,6 +261,30 @@ class Chain:
                 res.medicines = [e.with_(surface=text[e.start : e.end]) for e in res.medicines]
         return results
 
+    def _run_ner(
+        self, stage: Stage, live: list[int], prepared: list[_Prepared], segments: dict[int, _Segments],
+        found: list[list[Entity]],
+    ) -> dict[int, list[Entity]]:
+        """NER on segments (sentences), all of them in one batch: in cascade mode only the segments the gate
+        lets through. Offsets come back relative to the whole entry."""
+        jobs: list[tuple[int, int]] = []  # (entry, segment start)
+        pieces: list[str] = []
+        for i in live:
+            text = prepared[i].text
+            spans = segments[i].spans
+            if self.mode == "cascade":
+                spans = self._segments_needing_ner(text, spans, found[i])
+            for s, e in spans:
+                jobs.append((i, s))
+                pieces.append(text[s:e])
+        out: dict[int, list[Entity]] = {}
+        if not pieces:
+            return out
+        for (i, s), ents in zip(jobs, stage.extract_many(pieces), strict=True):
+            shifted = out.setdefault(i, [])
+            shifted.extend(e.with_(start=e.start + s, end=e.end + s) if s else e for e in ents)
+        return out
+
     def _finish_entity(self, e: Entity, band: str | None = None) -> Entity:
         if self.linker is not None and e.code is None:
             e = self.linker.link(e)
@@ -278,22 +292,25 @@ class Chain:
             e = self.calibrator.calibrate(e, band)
         return e
 
-    def _needs_ner(self, text: str, entities: list[Entity]) -> bool:
-        """Cascade gate: does this entry still hold something only the model could find?
+    def _segments_needing_ner(
+        self, text: str, spans: list[tuple[int, int]], entities: list[Entity]
+    ) -> list[tuple[int, int]]:
+        """Cascade gate: which segments still hold something only the model could find?
 
-        Yes when a word of 4+ letters is neither inside an entity found so far nor a common word. Without a
-        common-word list, when the entry still lacks an illness or a medicine.
+        A segment does when a word of 4+ letters in it is neither inside an entity found so far nor a common
+        word. Without a common-word list, every segment of an entry that still lacks an illness or a medicine.
         """
         if not self.common_words:
-            return _labels(entities) != {ILLNESS, MEDICINE}
-        covered = sorted((e.start, e.end) for e in entities)
-        for word, start in _words(text):
-            if len(word) < 4 or word in self.common_words:
-                continue
-            if any(s <= start < e for s, e in covered):
-                continue
-            return True
-        return False
+            return spans if _labels(entities) != {ILLNESS, MEDICINE} else []
+        covered = SpanIndex(entities)
+        common = self.common_words
+        out = []
+        for s, e in spans:
+            for m in _LONG_WORD.finditer(text, s, e):
+                if m.group(0).lower() not in common and not covered.covers(m.start()):
+                    out.append((s, e))
+                    break
+        return out
 
     def _result(self, prep: _Prepared, entities: list[Entity], ran: list[str]) -> ExtractionResult:
         if prep.reason is not None:
@@ -322,21 +339,6 @@ class Chain:
         else:
             status, reason = "unresolved", "no illness or medicine found"
         return ExtractionResult(ill, med, status, reason, tuple(ran), substances)  # type: ignore[arg-type]
-
-
-def _words(text: str) -> Iterable[tuple[str, int]]:
-    """Lower-cased alphabetic words with their start offsets (fast scan, no regex)."""
-    start = -1
-    low = text.lower()
-    for i, ch in enumerate(low):
-        if ch in _WORD_CHARS:
-            if start < 0:
-                start = i
-        elif start >= 0:
-            yield low[start:i], start
-            start = -1
-    if start >= 0:
-        yield low[start:], start
 
 
 def merge_entities(entities: list[Entity], calibrator: Calibrator | None = None) -> list[Entity]:

@@ -6,7 +6,8 @@ assembles an :class:`ExtractionResult`, and the worker serialises it with :meth:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any, Literal
 
 Label = Literal["ILLNESS", "MEDICINE"]
@@ -58,7 +59,15 @@ class Entity:
     section: str | None = None  # the section header's name ("family_history") when the entity is in one
 
     def with_(self, **changes: Any) -> Entity:
-        return replace(self, **changes)
+        """A copy with some fields changed (``dataclasses.replace``, without its per-call field introspection:
+        the chain makes a few copies of every entity, so this is on the hot path)."""
+        values = list(_entity_values(self))
+        for name, value in changes.items():
+            i = _ENTITY_INDEX.get(name)
+            if i is None:
+                raise TypeError(f"Entity has no field {name!r}")
+            values[i] = value
+        return Entity(*values)
 
     @property
     def asserted(self) -> bool:
@@ -102,6 +111,11 @@ class Entity:
             d["details"] = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.details.items()}
         return d
 
+
+
+_ENTITY_FIELDS = tuple(f.name for f in fields(Entity))
+_ENTITY_INDEX = {name: i for i, name in enumerate(_ENTITY_FIELDS)}
+_entity_values = attrgetter(*_ENTITY_FIELDS)
 
 @dataclass(slots=True)
 class ExtractionResult:

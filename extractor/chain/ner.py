@@ -32,11 +32,13 @@ method from ``score`` and ``details`` (n_tokens, all_caps, short, in_parens, ...
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from spacy.attrs import ENT_IOB, ENT_TYPE, IS_SPACE, SENT_START
 
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, Label, Method
 
@@ -157,6 +159,8 @@ class NerStage:
             log.warning("NER component %r is not a greedy 'ner': score_mode='none'", self.ner_name)
             score_mode = "none"
         self._move_names: list[str] = []
+        self._opens: list[str | None] = []
+        self._valid_cache: dict[tuple[Any, ...], list[int]] = {}
         self.score_mode: ScoreMode = score_mode
         meta = nlp.meta or {}
         self.model_name = model_name or meta.get("name") or "spacy-ner"
@@ -208,7 +212,7 @@ class NerStage:
                 log.exception("NER action_probs failed; falling back to score_mode='none'")
                 self.score_mode = "none"
         docs = list(self.nlp.pipe(texts, batch_size=self.batch_size, disable=self.disabled))
-        return [self._entities(doc, None) for doc in docs]
+        return [self._entities(doc, None, t) for doc, t in zip(docs, texts, strict=True)]
 
     def _run_batch_probs(self, texts: list[str]) -> list[list[Entity]]:
         docs = [self.nlp.make_doc(t) for t in texts]
@@ -217,16 +221,27 @@ class NerStage:
                 break
             docs = list(self.nlp.get_pipe(name).pipe(docs, batch_size=self.batch_size))
         probs = self._greedy_parse_with_probs(docs)
-        return [self._entities(doc, p) for doc, p in zip(docs, probs, strict=True)]
+        return [self._entities(doc, p, t) for doc, p, t in zip(docs, probs, texts, strict=True)]
 
     def _greedy_parse_with_probs(self, docs: list) -> list[np.ndarray]:
         """Greedy NER decoding (as spaCy's ``Parser.greedy_parse``) that also returns, per token, the
-        softmax probability of the chosen action among the valid ones. Annotates ``docs`` in place."""
+        softmax probability of the chosen action among the valid ones. Annotates ``docs`` in place.
+
+        Which actions are valid is asked of spaCy (``moves.is_valid``, a Python call that parses the move name)
+        once per *situation* and remembered: in BILUO decoding it depends only on the open entity's label,
+        whether the token is the last one, and the next token's sentence start, the token's being white space and
+        the preset entity marks of both tokens (spaCy's ``ner.pyx``; a test checks the result against asking
+        every time). The chosen action is the best-scored valid one, as in spaCy's ``arg_max_if_valid``, ties to
+        the lower index."""
         ner, moves = self.ner, self.ner.moves
         if not self._move_names:
             self._move_names = [moves.get_class_name(i) for i in range(moves.n_moves)]
-        names = self._move_names
+            # the label an action leaves open: "B-X" / "I-X" open X; "L-", "U-", "O" close it
+            self._opens = [n[2:] if n[:2] in ("B-", "I-") else None for n in self._move_names]
+        names, opens, cache = self._move_names, self._opens, self._valid_cache
         probs = [np.ones(len(doc), dtype="float32") for doc in docs]
+        marks = [doc.to_array([IS_SPACE, SENT_START, ENT_IOB, ENT_TYPE]).tolist() for doc in docs]
+        open_label: list[str | None] = [None] * len(docs)
         batch = moves.init_batch(docs)
         slot = {id(state): i for i, state in enumerate(batch)}
         states = [s for s in batch if not s.is_final()]
@@ -234,26 +249,31 @@ class NerStage:
         try:
             while states:
                 scores = np.ascontiguousarray(step.predict(states), dtype="float32")
-                for state, row in zip(states, scores, strict=True):
+                for state, row in zip(states, scores.tolist(), strict=True):
                     b = state.B(0)
                     if b < 0:
                         continue
-                    valid = np.fromiter(
-                        (moves.is_valid(state, n) for n in names), dtype=bool, count=len(names)
-                    )
-                    if not valid.any():
+                    k = slot[id(state)]
+                    m = marks[k]
+                    nxt = tuple(m[b + 1][1:]) if b + 1 < len(m) else None
+                    key = (open_label[k], m[b][0], m[b][2], m[b][3], nxt)
+                    valid = cache.get(key)
+                    if valid is None:
+                        valid = cache[key] = [j for j, n in enumerate(names) if moves.is_valid(state, n)]
+                    if not valid:
                         continue
-                    r = np.where(valid, row, -np.inf)
-                    e = np.exp(r - r.max())
-                    probs[slot[id(state)]][b] = e.max() / e.sum()  # the argmax-valid action, as taken below
+                    chosen = max(valid, key=lambda j: (row[j], -j))  # first best, as arg_max_if_valid
+                    best = row[chosen]
+                    probs[k][b] = 1.0 / sum(math.exp(row[j] - best) for j in valid)
+                    open_label[k] = opens[chosen]
                 states = ner.transition_states(states, scores)
         finally:
             step.clear_memory()
         ner.set_annotations(docs, batch)
         return probs
 
-    def _entities(self, doc, probs: np.ndarray | None) -> list[Entity]:
-        text = doc.text
+    def _entities(self, doc, probs: np.ndarray | None, text: str | None = None) -> list[Entity]:
+        text = doc.text if text is None else text  # the input text: Doc.text rebuilds it token by token
         out: list[Entity] = []
         for ent in doc.ents:
             label = self.label_map.get(ent.label_)

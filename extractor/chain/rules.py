@@ -14,6 +14,7 @@ from pathlib import Path
 import re2
 
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, Label, Method
+from extractor.chain.segments import SpanIndex
 
 RULES_FILE = "rules.tsv"
 RULE_COLUMNS = ("id", "label", "pattern", "prior", "description")
@@ -181,8 +182,8 @@ class RegexStage:
 
 def _drop_overlaps(entities: list[Entity]) -> list[Entity]:
     """Keep the higher-prior, then longer, entity where two captures overlap."""
-    kept: list[Entity] = []
+    kept = SpanIndex()
     for e in sorted(entities, key=lambda e: (-e.confidence, -(e.end - e.start), e.start)):
-        if not any(e.overlaps(k) for k in kept):
-            kept.append(e)
+        if not kept.overlaps(e):
+            kept.add(e)
     return sorted(kept, key=lambda e: e.start)

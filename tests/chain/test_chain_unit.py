@@ -72,13 +72,24 @@ def test_cascade_gate_runs_ner_on_unexplained_rare_words() -> None:
     ner = FakeNer({})
     chain = _chain(ner, common=frozenset({"patient", "shows", "signs", "prescribed"}))
     chain.extract("Patient shows signs of flu. Prescribed ibuprofen. Hepatotoxicity.")
-    assert len(ner.seen) == 1
+    assert ner.seen == ["Hepatotoxicity."]  # the gate is per sentence: NER sees only the one left unexplained
+
+
+def test_cascade_ner_runs_per_segment_with_offsets_of_the_whole_text() -> None:
+    ner = FakeNer({"asthma": "ILLNESS"})
+    chain = _chain(ner, common=frozenset({"patient", "shows", "signs", "prescribed", "known"}))
+    text = "Patient shows signs of flu.\nPrescribed ibuprofen.\nKnown asthma, nebulizer at home."
+    res = chain.extract(text)
+    assert ner.seen == ["Known asthma, nebulizer at home."]
+    (asthma,) = [e for e in res.illnesses if e.method == "ner"]
+    assert text[asthma.start : asthma.end] == "asthma" == asthma.surface
+    assert res.stages_run == ("regex", "ner")
 
 
 def test_merge_runs_every_stage_and_agreement_raises_confidence() -> None:
     ner = FakeNer({"flu": "ILLNESS"})
     res = _chain(ner, mode="merge").extract("Patient shows signs of flu. Prescribed ibuprofen.")
-    assert len(ner.seen) == 1
+    assert ner.seen == ["Patient shows signs of flu.", "Prescribed ibuprofen."]  # every sentence
     (flu,) = res.illnesses
     assert flu.details["agreed"] == ["ner", "regex"]
     assert flu.confidence > 0.85

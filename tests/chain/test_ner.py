@@ -113,6 +113,71 @@ def test_scores_do_not_change_entities(nlp, stage):
             assert e.score is None and e.details["score_kind"] == "none"
 
 
+def _reference_probs(stage, texts):
+    """The decoding as first written: every move's validity asked of spaCy at every token, softmax in numpy."""
+    import numpy as np
+
+    nlp, ner = stage.nlp, stage.ner
+    moves = ner.moves
+    names = [moves.get_class_name(i) for i in range(moves.n_moves)]
+    docs = [nlp.make_doc(t) for t in texts]
+    for name in stage.components:
+        if name == stage.ner_name:
+            break
+        docs = list(nlp.get_pipe(name).pipe(docs))
+    probs = [np.ones(len(doc)) for doc in docs]
+    batch = moves.init_batch(docs)
+    slot = {id(s): i for i, s in enumerate(batch)}
+    states = [s for s in batch if not s.is_final()]
+    step = ner.model.predict(docs)
+    while states:
+        scores = step.predict(states)
+        for state, row in zip(states, scores, strict=True):
+            b = state.B(0)
+            valid = np.array([moves.is_valid(state, n) for n in names])
+            if b < 0 or not valid.any():
+                continue
+            r = np.where(valid, row.astype("float64"), -np.inf)
+            e = np.exp(r - r.max())
+            probs[slot[id(state)]][b] = e.max() / e.sum()
+        states = ner.transition_states(states, scores)
+    step.clear_memory()
+    ner.set_annotations(docs, batch)
+    return docs, probs
+
+
+def test_remembered_validity_equals_asking_every_time(nlp, stage):
+    """The decoder asks spaCy which moves are valid once per situation; this asks at every token and compares
+    entities and per-token probabilities, on texts with line breaks, runs of spaces, one-token and empty docs."""
+    texts = [*SENTENCES, "Hx:\n  HTN,  DM2 \n\n on lisinopril 10 mg.", "aspirin", "Asthma. COPD. CHF.", " ",
+             "Seizures  after   bupropion\tand tramadol; denies chest pain.\n- metformin\n- insulin glargine"]
+    fresh = NerStage(nlp, batch_size=3)
+    docs, want = _reference_probs(fresh, texts)
+    got = fresh._greedy_parse_with_probs([d.copy() for d in _prepared_docs(fresh, texts)])
+    for w, g in zip(want, got, strict=True):
+        assert list(g) == pytest.approx(list(w), abs=1e-6)
+    assert [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in docs] == [
+        [(e.start_char, e.end_char, e.label_) for e in d.ents] for d in _annotated(fresh, texts)
+    ]
+    assert fresh._valid_cache  # remembered, and far fewer situations than tokens
+    assert len(fresh._valid_cache) < sum(len(d) for d in docs)
+
+
+def _prepared_docs(stage, texts):
+    docs = [stage.nlp.make_doc(t) for t in texts]
+    for name in stage.components:
+        if name == stage.ner_name:
+            break
+        docs = list(stage.nlp.get_pipe(name).pipe(docs))
+    return docs
+
+
+def _annotated(stage, texts):
+    docs = _prepared_docs(stage, texts)
+    stage._greedy_parse_with_probs(docs)
+    return docs
+
+
 def test_garbage_input(stage):
     assert stage.extract("") == []
     assert stage.extract("   \n\t ") == []
