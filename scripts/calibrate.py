@@ -8,7 +8,8 @@ same label (the evaluation harness's strict mode, with the same gold policy: lex
 across domains: the *calibration half* (evaluation/splits.py, by abstract or trial) of BC5CDR dev, Chia dev and
 NCBI-disease dev (illnesses only: its medicines are not labelled), and synthetic clinical-style entries from
 ``python -m extractor generate`` (the only source where the regex cue phrases are common). Buckets are also split
-by entry length (extractor/chain/calibration.py ``length_band``). The other halves stay unseen, and
+by the shape of the sentence an entity is in (extractor/chain/calibration.py ``length_band``, per segment as
+the chain does: extractor/chain/segments.py). The other halves stay unseen, and
 ``python -m evaluation suite`` reports the ECE on them ("ECE held").
 """
 
@@ -27,7 +28,8 @@ from tqdm import tqdm  # noqa: E402
 from evaluation.data import Example, read_labelled  # noqa: E402
 from evaluation.scoring import normalize  # noqa: E402
 from extractor.chain import Chain  # noqa: E402
-from extractor.chain.calibration import Calibrator, length_band  # noqa: E402
+from extractor.chain.calibration import Calibrator  # noqa: E402
+from extractor.chain.segments import Segments, extract_by_segment  # noqa: E402
 from extractor.config import load_settings  # noqa: E402
 
 FIELDS = {"ILLNESS": "illness", "MEDICINE": "medicine"}
@@ -89,11 +91,14 @@ def main() -> int:
     calibrator = Calibrator(fitted_on="; ".join(f"{name}: {len(ex)} entries" for name, ex, _ in sets))
     for name, examples, labels in sets:
         texts = [e.text for e in examples]
+        segmented = [Segments(t) for t in texts]  # each entity's band is its sentence's, as in the chain
         for stage in tqdm(chain.stages, desc=name):
-            outputs = stage.extract_many(texts)
-            for ex, ents in zip(examples, outputs, strict=True):
+            if stage.method == "ner":  # the chain gives NER sentences, not whole entries
+                outputs = extract_by_segment(stage, texts, [s.spans for s in segmented])
+            else:
+                outputs = stage.extract_many(texts)
+            for ex, ents, segments in zip(examples, outputs, segmented, strict=True):
                 gold = {lab: {normalize(g) for g in ex.gold.get(FIELDS[lab], ())} for lab in labels}
-                band = length_band(ex.text)
                 for e in ents:
                     if e.label not in labels:
                         continue
@@ -101,7 +106,7 @@ def main() -> int:
                         e = chain.linker.link(e)
                     if non.kind(e.label, e.surface, e.canonical) is not None:
                         continue  # the chain drops or moves these: they are never scored
-                    calibrator.add(e, normalize(e.surface) in gold[e.label], band=band)
+                    calibrator.add(e, normalize(e.surface) in gold[e.label], band=segments.band(e.start))
         # merge mode: what several methods agree on gets buckets of its own
         merged = chain_merge.extract_many(texts)
         for ex, res in zip(examples, merged, strict=True):

@@ -51,7 +51,8 @@ def _ner_band(score: float | None) -> str:
 
 
 def length_band(text: str) -> str:
-    """Shape of the entry: length in words (short "s" <= 12, medium "m" <= 25, long "l") and whether it ends like a
+    """Shape of the sentence or line an entity is in (:class:`~extractor.chain.segments.Segments`; a short entry
+    is one): length in words (short "s" <= 12, medium "m" <= 25, long "l") and whether it ends like a
     sentence ("." or "-"). The same evidence is right more or less often depending on the kind of text (a one-word
     lexicon match in a PubMed sentence vs in a problem list), so buckets are split by it too."""
     n = len(text.split())

@@ -22,7 +22,6 @@ The README's "Chain policy" table gives the accuracy and speed of both, measured
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import logging
 import re
@@ -35,12 +34,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from extractor import __version__
 from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
-from extractor.chain.calibration import Calibrator, length_band
+from extractor.chain.calibration import Calibrator
 from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
 from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
 from extractor.chain.rules import RULES_FILE, RegexStage
-from extractor.chain.segments import SpanIndex, segment_spans
+from extractor.chain.segments import Segments, SpanIndex, extract_by_segment
 from extractor.chain.stage import Stage
 
 if TYPE_CHECKING:
@@ -107,20 +106,6 @@ def load_common_words(lexicon_dir: Path) -> frozenset[str]:
 
 def _labels(entities: Iterable[Entity]) -> set[Label]:
     return {e.label for e in entities}
-
-
-class _Segments:
-    """An entry's segments (:func:`~extractor.chain.segments.segment_spans`) and the calibration band of each:
-    an entity's confidence depends on the shape of the sentence it is in, not on the length of the whole note."""
-
-    def __init__(self, text: str) -> None:
-        self.spans = segment_spans(text)
-        self._starts = [s for s, _ in self.spans]
-        self._bands = [length_band(text[s:e]) for s, e in self.spans]
-
-    def band(self, pos: int) -> str | None:
-        i = bisect.bisect_right(self._starts, pos) - 1
-        return self._bands[max(i, 0)] if self._bands else None
 
 
 @dataclass
@@ -234,7 +219,7 @@ class Chain:
         found: list[list[Entity]] = [[] for _ in texts]
         ran: list[list[str]] = [[] for _ in texts]
         live = [i for i, p in enumerate(prepared) if p.reason is None]
-        segments = {i: _Segments(prepared[i].text) for i in live}
+        segments = {i: Segments(prepared[i].text) for i in live}
         for stage in self.stages:
             if stage.method == "ner":
                 outputs = self._run_ner(stage, live, prepared, segments, found)
@@ -262,28 +247,19 @@ class Chain:
         return results
 
     def _run_ner(
-        self, stage: Stage, live: list[int], prepared: list[_Prepared], segments: dict[int, _Segments],
+        self, stage: Stage, live: list[int], prepared: list[_Prepared], segments: dict[int, Segments],
         found: list[list[Entity]],
     ) -> dict[int, list[Entity]]:
         """NER on segments (sentences), all of them in one batch: in cascade mode only the segments the gate
         lets through. Offsets come back relative to the whole entry."""
-        jobs: list[tuple[int, int]] = []  # (entry, segment start)
-        pieces: list[str] = []
+        spans = {}
         for i in live:
-            text = prepared[i].text
-            spans = segments[i].spans
+            spans[i] = segments[i].spans
             if self.mode == "cascade":
-                spans = self._segments_needing_ner(text, spans, found[i])
-            for s, e in spans:
-                jobs.append((i, s))
-                pieces.append(text[s:e])
-        out: dict[int, list[Entity]] = {}
-        if not pieces:
-            return out
-        for (i, s), ents in zip(jobs, stage.extract_many(pieces), strict=True):
-            shifted = out.setdefault(i, [])
-            shifted.extend(e.with_(start=e.start + s, end=e.end + s) if s else e for e in ents)
-        return out
+                spans[i] = self._segments_needing_ner(prepared[i].text, spans[i], found[i])
+        todo = [i for i in live if spans[i]]
+        outputs = extract_by_segment(stage, [prepared[i].text for i in todo], [spans[i] for i in todo])
+        return dict(zip(todo, outputs, strict=True))
 
     def _finish_entity(self, e: Entity, band: str | None = None) -> Entity:
         if self.linker is not None and e.code is None:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter
 
+from extractor.chain.calibration import length_band
 from extractor.chain.model import Entity
+from extractor.chain.stage import Stage
 
 #: the longest segment handed to NER; longer runs without a sentence end are cut at white space
 MAX_SEGMENT_CHARS = 1_000
@@ -70,6 +72,38 @@ def _add(text: str, start: int, end: int, max_chars: int, out: list[tuple[int, i
             start += 1
     if start < end:
         out.append((start, end))
+
+
+def extract_by_segment(
+    stage: Stage, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+) -> list[list[Entity]]:
+    """Run ``stage`` on the given segments of each text, all of them in one batch (spaCy decodes short docs in
+    lock-step), and return each text's entities with offsets relative to that text."""
+    jobs: list[tuple[int, int]] = []  # (text, segment start)
+    pieces: list[str] = []
+    for k, (text, segs) in enumerate(zip(texts, spans, strict=True)):
+        for s, e in segs:
+            jobs.append((k, s))
+            pieces.append(text[s:e])
+    out: list[list[Entity]] = [[] for _ in texts]
+    if pieces:
+        for (k, s), ents in zip(jobs, stage.extract_many(pieces), strict=True):
+            out[k].extend(e.with_(start=e.start + s, end=e.end + s) if s else e for e in ents)
+    return out
+
+
+class Segments:
+    """An entry's segments (:func:`segment_spans`) and the calibration band of each:
+    an entity's confidence depends on the shape of the sentence it is in, not on the length of the whole note."""
+
+    def __init__(self, text: str) -> None:
+        self.spans = segment_spans(text)
+        self._starts = [s for s, _ in self.spans]
+        self._bands = [length_band(text[s:e]) for s, e in self.spans]
+
+    def band(self, pos: int) -> str | None:
+        i = bisect.bisect_right(self._starts, pos) - 1
+        return self._bands[max(i, 0)] if self._bands else None
 
 
 _start = attrgetter("start")

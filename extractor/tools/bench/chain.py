@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +32,8 @@ def configure_chain_parser(c: argparse.ArgumentParser) -> None:
                    help="comma-separated note lengths in characters (e.g. 100,1000,5000,19000): measure notes/s, "
                         "characters/s and entities per note at each length instead of the short-entry figures")
     c.add_argument("--notes", type=int, default=40, help="notes per length for --lengths (default 40)")
+    c.add_argument("--rounds", type=int, default=3,
+                   help="for --lengths: time every length this many times, in turn, and report medians (default 3)")
 
 
 def _rss_mb() -> float:
@@ -69,21 +72,30 @@ def make_notes(lengths: Sequence[int], per_length: int) -> dict[int, list[str]]:
     return out
 
 
-def length_figures(chain: Any, lengths: Sequence[int], per_length: int) -> dict[str, Any]:
-    """Per note length: notes/s, characters/s, entities per note; and chars/s at the longest vs at 1,000."""
+def length_figures(chain: Any, lengths: Sequence[int], per_length: int, rounds: int = 3) -> dict[str, Any]:
+    """Per note length: notes/s, characters/s, entities per note; and chars/s at the longest vs at 1,000.
+
+    Each round times every length once, in turn, and each figure is the median over the rounds: on a shared
+    machine the load changes from second to second, and interleaving keeps the lengths' ratio fair."""
     notes = make_notes(lengths, per_length)
     chain.extract_many(notes[lengths[0]][:5])  # warm-up
+    times: dict[int, list[float]] = {length: [] for length in lengths}
+    entities: dict[int, float] = {}
+    for _ in range(max(1, rounds)):
+        for length in lengths:
+            t0 = time.perf_counter()
+            results = chain.extract_many(notes[length])
+            times[length].append(max(time.perf_counter() - t0, 1e-9))
+            entities[length] = sum(len(r.entities) for r in results) / len(results)
     rows: dict[str, Any] = {}
     for length in lengths:
-        t0 = time.perf_counter()
-        results = chain.extract_many(notes[length])
-        dt = max(time.perf_counter() - t0, 1e-9)
+        dt = statistics.median(times[length])
         chars = sum(map(len, notes[length]))
         rows[str(length)] = {"notes_per_s": round(len(notes[length]) / dt, 1), "chars_per_s": round(chars / dt),
                              "ms_per_note": round(dt * 1000 / len(notes[length]), 1),
-                             "entities_per_note": round(sum(len(r.entities) for r in results) / len(results), 1)}
+                             "entities_per_note": round(entities[length], 1)}
         print(f"  {length:>6} chars: {rows[str(length)]}", flush=True)
-    figures: dict[str, Any] = {"lengths": rows}
+    figures: dict[str, Any] = {"lengths": rows, "rounds": max(1, rounds)}
     for length, row in rows.items():
         figures[f"chars_per_s_{length}"] = row["chars_per_s"]
         figures[f"ms_per_note_{length}"] = row["ms_per_note"]
@@ -117,7 +129,7 @@ def run_chain_bench(args: argparse.Namespace) -> int:
 
     if args.lengths:
         figures: dict[str, Any] = {"version": chain.version, "mode": chain.mode, "load_s": round(load_s, 2)}
-        figures.update(length_figures(chain, [int(x) for x in args.lengths.split(",")], args.notes))
+        figures.update(length_figures(chain, [int(x) for x in args.lengths.split(",")], args.notes, args.rounds))
         figures["peak_rss_mb"] = round(_rss_mb())
         return report(figures, args.json)
 
