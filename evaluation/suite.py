@@ -135,7 +135,8 @@ def format_table(rows: dict[str, Any], title: str = "") -> str:
                 f"(lenient {le['precision']:.3f}/{le['recall']:.3f}/{le['f1']:.3f})"
             )
         lines.append(f"  {name:<{w}}" + "   ".join(parts))
-    lines.append("ECE: strict, over the fields the corpus labels; ECE held = on the documents scripts/calibrate.py does not fit on.")
+    lines.append("ECE: strict, over the fields the corpus labels; "
+                 "ECE held = on the documents scripts/calibrate.py does not fit on.")
     return "\n".join(lines)
 
 

@@ -319,7 +319,7 @@ class Builder:
         lexicons/non_entities.tsv says the service does not report. No codes: linking comes from other rows
         of the same term when there are any. Abbreviations need 2+ mentions."""
         sys.path.insert(0, str(REPO_ROOT))
-        from extractor.chain.non_entities import NonEntities, normalise
+        from extractor.chain.non_entities import NonEntities
 
         non = NonEntities.from_dir(self.out)
         counts: Counter = Counter()

@@ -153,11 +153,13 @@ def convert(args: argparse.Namespace, corpus: Path) -> dict:
     ner_data.write_docbin(cdr_dev, corpus / "bc5cdr_dev.spacy")
     stats["bc5cdr_dev"] = dict(st)
     st = Counter()
-    ner_data.write_docbin(ner_data.to_docs(nlp, rows("chia_dev"), both, st, non_entities=skip), corpus / "chia_dev.spacy")
+    chia_dev_docs = ner_data.to_docs(nlp, rows("chia_dev"), both, st, non_entities=skip)
+    ner_data.write_docbin(chia_dev_docs, corpus / "chia_dev.spacy")
     stats["chia_dev"] = dict(st)
     # early stopping: documents held out of TRAIN (default), or BC5CDR dev as the first model did
     ner_data.write_docbin(hold_docs if args.early_stop == "holdout" else cdr_dev, corpus / "dev.spacy")
-    stats["early_stopping"] = {"set": args.early_stop, "n_docs": len(hold_docs) if args.early_stop == "holdout" else len(cdr_dev)}
+    n_stop = len(hold_docs) if args.early_stop == "holdout" else len(cdr_dev)
+    stats["early_stopping"] = {"set": args.early_stop, "n_docs": n_stop}
     st = Counter()
     # NCBI dev: ILLNESS gold, everything else "O" -> only the ILLNESS row of its scores is meaningful
     ner_data.write_docbin(

@@ -1,4 +1,4 @@
-"""ConText-style assertion: negated, hypothetical, historical, experiencer, discontinued and allergy, from editable files.
+"""ConText-style assertion from editable files: negated, hypothetical, historical, experiencer, discontinued, allergy.
 
 Follows the ConText algorithm (Harkema et al., 2009; medspaCy's ``ConTextComponent`` and ``Sectionizer``):
 

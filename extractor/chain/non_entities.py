@@ -1,4 +1,4 @@
-"""What is not an illness or a medicine for this service: lab analytes, states, generic words (lexicons/non_entities.tsv).
+"""What is not an illness or a medicine here: lab analytes, states, generic words (lexicons/non_entities.tsv).
 
 A MEDICINE entity whose surface or canonical name is a ``substance`` row (creatinine, glucose, HBsAg) moves to the
 result's ``substances`` list; one matching a ``state`` / ``generic`` / ``food`` row of its label is dropped. The

@@ -44,7 +44,8 @@ def test_suite_compare(tmp_path: Path, capsys) -> None:
     assert rc == 0
     text = capsys.readouterr().out
     assert "B - A" in text
-    delta_line = next(line for line in text.splitlines()[text.splitlines().index("B - A") :] if line.startswith("a_dev"))
+    lines = text.splitlines()
+    delta_line = next(line for line in lines[lines.index("B - A") :] if line.startswith("a_dev"))
     assert "*" in delta_line  # B knows "fever": the illness score changed
 
 
