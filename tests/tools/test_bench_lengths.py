@@ -27,8 +27,12 @@ def test_bench_chain_lengths_writes_per_length_figures_and_the_ratio(tmp_path: P
     assert figures["peak_rss_mb"] > 0
 
 
-def test_bench_notes_have_the_asked_length() -> None:
+def test_bench_notes_have_the_asked_length(tmp_path: Path) -> None:
     from extractor.tools.bench.chain import make_notes
 
     notes = make_notes([100, 5000], 4)
     assert all(len(n) == 100 for n in notes[100]) and all(len(n) == 5000 for n in notes[5000])
+    own = tmp_path / "notes.csv"
+    own.write_text("patient_id,medical_entry,timestamp\np1,Hx of HTN.,2024-01-01\np2,On lisinopril.,2024-01-02\n")
+    notes = make_notes([60], 2, own, "\n")
+    assert notes[60][0].startswith("Hx of HTN.\nOn lisinopril.\nHx of HTN.") and len(notes[60][0]) == 60

@@ -34,6 +34,11 @@ def configure_chain_parser(c: argparse.ArgumentParser) -> None:
     c.add_argument("--notes", type=int, default=40, help="notes per length for --lengths (default 40)")
     c.add_argument("--rounds", type=int, default=3,
                    help="for --lengths: time every length this many times, in turn, and report medians (default 3)")
+    c.add_argument("--notes-from", type=Path, default=None,
+                   help="for --lengths: build notes from this CSV's medical_entry (or text) column instead of "
+                        "generated clinical entries, e.g. your own notes or ../shared/data/train/chia_dev.csv")
+    c.add_argument("--line-breaks", action="store_true",
+                   help="for --lengths: join the entries of a note with line breaks instead of spaces")
 
 
 def _rss_mb() -> float:
@@ -53,9 +58,25 @@ def _clinical_entries(n: int) -> list[str]:
     return [row["medical_entry"] for row in generate(n, seed=2024)]
 
 
-def make_notes(lengths: Sequence[int], per_length: int) -> dict[int, list[str]]:
-    """Notes of each length, made by joining generated clinical entries (as a note is a run of short ones)."""
-    texts = _clinical_entries(max(2_000, per_length * max(lengths) // 60 + 100))
+def _csv_texts(path: Path) -> list[str]:
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        column = next((c for c in ("medical_entry", "text") if c in (reader.fieldnames or ())), None)
+        if column is None:
+            raise SystemExit(f"{path}: no medical_entry or text column")
+        return [row[column] for row in reader if row[column].strip()]
+
+
+def make_notes(lengths: Sequence[int], per_length: int, source: Path | None = None,
+               sep: str = " ") -> dict[int, list[str]]:
+    """Notes of each length, made by joining short entries (as a note is a run of short ones): generated clinical
+    entries, or the rows of ``source`` (a CSV with a ``medical_entry`` or ``text`` column)."""
+    if source is not None:
+        texts = _csv_texts(source)
+    else:
+        texts = _clinical_entries(max(2_000, per_length * max(lengths) // 60 + 100))
     out: dict[int, list[str]] = {}
     i = 0
     for length in lengths:
@@ -67,17 +88,18 @@ def make_notes(lengths: Sequence[int], per_length: int) -> dict[int, list[str]]:
                 parts.append(texts[i % len(texts)])
                 size += len(parts[-1]) + 1
                 i += 1
-            notes.append(" ".join(parts)[:length])
+            notes.append(sep.join(parts)[:length])
         out[length] = notes
     return out
 
 
-def length_figures(chain: Any, lengths: Sequence[int], per_length: int, rounds: int = 3) -> dict[str, Any]:
+def length_figures(chain: Any, lengths: Sequence[int], per_length: int, rounds: int = 3,
+                   source: Path | None = None, sep: str = " ") -> dict[str, Any]:
     """Per note length: notes/s, characters/s, entities per note; and chars/s at the longest vs at 1,000.
 
     Each round times every length once, in turn, and each figure is the median over the rounds: on a shared
     machine the load changes from second to second, and interleaving keeps the lengths' ratio fair."""
-    notes = make_notes(lengths, per_length)
+    notes = make_notes(lengths, per_length, source, sep)
     chain.extract_many(notes[lengths[0]][:5])  # warm-up
     times: dict[int, list[float]] = {length: [] for length in lengths}
     entities: dict[int, float] = {}
@@ -95,7 +117,8 @@ def length_figures(chain: Any, lengths: Sequence[int], per_length: int, rounds: 
                              "ms_per_note": round(dt * 1000 / len(notes[length]), 1),
                              "entities_per_note": round(entities[length], 1)}
         print(f"  {length:>6} chars: {rows[str(length)]}", flush=True)
-    figures: dict[str, Any] = {"lengths": rows, "rounds": max(1, rounds)}
+    figures: dict[str, Any] = {"lengths": rows, "rounds": max(1, rounds),
+                               "notes_from": str(source) if source else "generated clinical entries"}
     for length, row in rows.items():
         figures[f"chars_per_s_{length}"] = row["chars_per_s"]
         figures[f"ms_per_note_{length}"] = row["ms_per_note"]
@@ -129,7 +152,8 @@ def run_chain_bench(args: argparse.Namespace) -> int:
 
     if args.lengths:
         figures: dict[str, Any] = {"version": chain.version, "mode": chain.mode, "load_s": round(load_s, 2)}
-        figures.update(length_figures(chain, [int(x) for x in args.lengths.split(",")], args.notes, args.rounds))
+        figures.update(length_figures(chain, [int(x) for x in args.lengths.split(",")], args.notes, args.rounds,
+                                      args.notes_from, "\n" if args.line_breaks else " "))
         figures["peak_rss_mb"] = round(_rss_mb())
         return report(figures, args.json)
 
