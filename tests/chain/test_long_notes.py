@@ -108,3 +108,22 @@ def test_ner_sees_segments_not_the_note(chain: Chain) -> None:
     spans = {note[s:e] for s, e in segment_spans(note)}
     assert set(seen) <= spans
     assert len(seen) < len(spans)  # the gate let only part of the note through
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "x" * 19_999,  # one enormous token: cut into bounded segments
+        "\n" * 19_990 + "flu.",  # nothing but line breaks
+        "Dr. " * 4_990,  # abbreviations that never end a sentence
+        "Asthma. " * 2_490,  # 2,490 one-word sentences
+        "no " * 6_660,  # a trigger at every word
+        "PMH:\n" * 3_990,  # a section header on every line
+    ],
+    ids=["one-token", "line-breaks", "abbreviations", "tiny-sentences", "triggers", "headers"],
+)
+def test_pathological_long_notes_give_a_result(chain: Chain, note: str) -> None:
+    res = chain.extract(note)
+    assert res.status in ("resolved", "partial", "unresolved")
+    for e in res.entities:
+        assert note[e.start : e.end] == e.surface
