@@ -59,3 +59,47 @@ def test_document_key_keeps_documents_together() -> None:
     assert document_key("chia-dev-NCT02227992-exc-L001") == "NCT02227992"
     assert document_key("row-3") == "row-3"
     assert calibration_half("chia-dev-NCT1-inc-L001") == calibration_half("chia-dev-NCT1-exc-L009")
+
+
+def test_suite_gold_policy_and_assertion(tmp_path: Path, capsys) -> None:
+    """A corpus named in GOLD_POLICY counts negated entities; polarity marks in its span JSONL are scored."""
+    from evaluation.suite import gold_policy_of
+
+    assert gold_policy_of("maccrobat_dev") == "all" and gold_policy_of("sample_entries") == "asserted"
+    d = tmp_path / "train"
+    d.mkdir()
+    rows = [
+        ("m-1-p1", "No signs of flu. Has HTN."),
+        ("m-2-p1", "Possible pneumonia, no cough."),
+        ("m-3-p1", "Chest pain."),
+    ]
+    gold = {"m-1-p1": [("flu", "NEG"), ("HTN", None)], "m-2-p1": [("pneumonia", "UNCERTAIN"), ("cough", "NEG")],
+            "m-3-p1": [("Chest pain", None)]}
+    with (d / "maccrobat_dev.csv").open("w") as fh:
+        fh.write("entry_id,text,illnesses,medicines\n")
+        for eid, text in rows:
+            fh.write(f'{eid},"{text}",{"|".join(t for t, _ in gold[eid])},\n')
+    with (d / "maccrobat_dev.spans.jsonl").open("w") as fh:
+        for eid, text in rows:
+            spans = [{"start": text.index(t), "end": text.index(t) + len(t), "label": "ILLNESS", "polarity": p}
+                     for t, p in gold[eid]]
+            fh.write(json.dumps({"entry_id": eid, "text": text, "spans": spans}) + "\n")
+    out = tmp_path / "suite.json"
+    rc = main(["suite", "--data", str(d), "--extra", "--json", str(out)], chain_factory=fake_factory)
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "assertion" in text and "maccrobat_dev" in text
+    row = json.loads(out.read_text())["corpora"]["maccrobat_dev"]
+    assert row["policy"] == "all"
+    # the fake chain finds "flu" negated: under the "all" policy it is a true positive, not left out
+    assert row["fields"]["illness"]["strict"]["fn"] < 5
+    a = row["assertion"]
+    assert a["n_gold"] == 5
+    assert a["negation"]["tp"] == 2 and a["negation"]["fp"] == 0  # "No signs of flu", "no cough"
+    # --baseline prints this run minus a saved one, assertion included
+    rc = main(["suite", "--data", str(d), "--extra", "--baseline", str(out)], chain_factory=fake_factory)
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "B - A, assertion:" in text
+    assert main(["suite", "--data", str(d), "--extra", "--baseline", str(d / "maccrobat_dev.csv")],
+                chain_factory=fake_factory) == 2
