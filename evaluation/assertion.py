@@ -114,7 +114,8 @@ def format_assertion(rows: dict[str, dict[str, Any]]) -> list[str]:
     w = max(len(n) for n in rows) + 2
     lines = [
         "assertion (gold polarity; over the gold illness mentions the chain finds):",
-        f"  {'corpus':<{w}}{'found':>13} {'neg P':>7} {'neg R':>7} {'neg F1':>7} {'unc P':>7} {'unc R':>7} {'unc F1':>7}",
+        f"  {'corpus':<{w}}{'found':>13} "
+        + " ".join(f"{h:>7}" for h in ("neg P", "neg R", "neg F1", "unc P", "unc R", "unc F1")),
     ]
     for name, a in rows.items():
         n, u = a["negation"], a["uncertainty"]
