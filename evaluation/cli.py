@@ -167,8 +167,10 @@ class ChainError(Exception):
     """The chain could not be built: message printed, exit status 1."""
 
 
-def gold_policy(args: argparse.Namespace, dataset: Dataset) -> Dataset:
-    """Unless ``--raw-gold``: drop gold items listed in the chain's lexicons/non_entities.tsv (see filter_gold)."""
+def gold_policy(args: argparse.Namespace, dataset: Dataset, *, chemicals: bool = False) -> Dataset:
+    """Unless ``--raw-gold``: drop gold items listed in the chain's lexicons/non_entities.tsv (see filter_gold).
+    ``chemicals``: the corpus's MEDICINE gold is every chemical (BC5CDR), scored against medicines + substances,
+    so its analytes (``substance`` rows) stay in the gold."""
     if getattr(args, "raw_gold", False):
         return dataset
     from evaluation.data import filter_gold
@@ -178,7 +180,8 @@ def gold_policy(args: argparse.Namespace, dataset: Dataset) -> Dataset:
     if not lexicon_dir:
         return dataset
     non = NonEntities.from_dir(Path(lexicon_dir))
-    out, removed = filter_gold(dataset, {"illness": non.terms("ILLNESS"), "medicine": non.terms("MEDICINE")})
+    medicine = non.terms("MEDICINE", exclude_kinds=("substance",) if chemicals else ())
+    out, removed = filter_gold(dataset, {"illness": non.terms("ILLNESS"), "medicine": medicine})
     if removed:
         print(
             f"gold: {removed} item(s) listed in lexicons/non_entities.tsv not scored (--raw-gold scores them)",

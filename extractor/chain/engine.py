@@ -36,6 +36,7 @@ from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
 from extractor.chain.calibration import Calibrator
 from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
+from extractor.chain.lab_tests import LAB_CONTEXT_FILE, LAB_TESTS_FILE, LabTests
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
 from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
 from extractor.chain.rules import RULES_FILE, RegexStage
@@ -115,6 +116,7 @@ class Chain:
     stages: list[Stage]
     context: ContextAnnotator | None = None
     non_entities: NonEntities | None = None
+    lab_tests: LabTests | None = None
     linker: Linker | None = None
     calibrator: Calibrator | None = None
     mode: str = "cascade"
@@ -159,6 +161,7 @@ class Chain:
             stages=stages,
             context=ContextAnnotator.from_dir(lexicon_dir),
             non_entities=NonEntities.from_dir(lexicon_dir),
+            lab_tests=LabTests.from_dir(lexicon_dir),
             linker=LexiconLinker(lexicon) if lexicon is not None else None,
             calibrator=Calibrator.load_default(),
             mode=settings.chain_mode,
@@ -297,6 +300,8 @@ class Chain:
         ents = add_medicine_attributes(prep.text, ents)
         ents.sort(key=lambda e: (e.start, e.end))
         substances: list[Entity] = []
+        if self.lab_tests is not None:  # tests, analytes and markers read from their context: not medicines
+            ents, substances = self.lab_tests.split(prep.text, ents)
         if self.non_entities is not None and self.non_entities.kinds:
             kept = []
             for e in ents:
@@ -381,7 +386,7 @@ def _widen(e: Entity, group: list[Entity]) -> Entity:
 
 
 # the chain's own editable files beside the lexicon files (which extractor.chain.lexicon tracks itself)
-CHAIN_FILES = (RULES_FILE, CONTEXT_FILE, SECTIONS_FILE, NON_ENTITIES_FILE)
+CHAIN_FILES = (RULES_FILE, CONTEXT_FILE, SECTIONS_FILE, NON_ENTITIES_FILE, LAB_CONTEXT_FILE, LAB_TESTS_FILE)
 
 
 def lexicon_dir_fingerprint(lexicon_dir: Path) -> tuple[tuple[str, int, int], ...]:

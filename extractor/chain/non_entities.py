@@ -93,8 +93,8 @@ class NonEntities:
                 k = None  # a canonical name only moves analytes ("Hepatitis B Surface Antigens" for HBsAg)
         return k
 
-    def terms(self, label: str) -> set[str]:
-        return {t for (lab, t) in self.kinds if lab == label}
+    def terms(self, label: str, exclude_kinds: tuple[str, ...] = ()) -> set[str]:
+        return {t for (lab, t), kind in self.kinds.items() if lab == label and kind not in exclude_kinds}
 
 
 __all__ = ["NON_ENTITIES_FILE", "NonEntities", "NonEntityError", "normalise"]

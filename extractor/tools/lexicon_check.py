@@ -209,6 +209,13 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
             errors.append(str(exc))
     # the regex rules and the context triggers live beside the lexicons: validate them the same way
     from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextError, load_sections, load_triggers
+    from extractor.chain.lab_tests import (
+        LAB_CONTEXT_FILE,
+        LAB_TESTS_FILE,
+        LabContextError,
+        load_lab_context,
+        load_lab_tests,
+    )
     from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities, NonEntityError
     from extractor.chain.rules import RULES_FILE, RuleError, load_rules
 
@@ -217,6 +224,8 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
         (CONTEXT_FILE, load_triggers, ContextError),
         (SECTIONS_FILE, load_sections, ContextError),
         (NON_ENTITIES_FILE, NonEntities.load, NonEntityError),
+        (LAB_CONTEXT_FILE, load_lab_context, LabContextError),
+        (LAB_TESTS_FILE, load_lab_tests, LabContextError),
     ):
         if not (d / fname).is_file():
             warnings.append(f"{fname}:0: missing: the chain's regex/context step needs it")

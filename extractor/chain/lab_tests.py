@@ -1,0 +1,209 @@
+"""Laboratory tests, analytes and markers are not medicines: the context and the name decide.
+
+"serum calcium 11.2 mg/dL" is a test; "calcium supplements" is a medicine. "oxygen saturation 88%" is a test;
+"2 L/min of oxygen via nasal cannula" is a medicine. A MEDICINE entity is a *test* (reported in the result's
+``substances``, never in ``medicines``) when
+
+1. no treatment cue touches it: a treatment phrase right before ("treated with", "started", "infusion of") or
+   after ("supplements", "was administered", "via"), a dose ("81 mg", "1 g", "5 mg/kg") or a flow
+   ("2 L/min of", "4 L of") around it;
+2. and a test cue touches it: a phrase right before ("serum", "elevated", "positive for", "level of") or after
+   ("level", "saturation", "staining", "was normal"), a value with a concentration unit or a per cent after it
+   ("11.2 mg/dL", "(2.34 mmol/L)", "of 98%", "276 U/L"), an enzyme word after it ("creatine kinase", "alanine
+   aminotransferase": the entity is the head of a test's name), or a bare number after an analyte ("Na 131");
+3. or, with no test cue, its name is an *analyte* (``lexicons/lab_tests.tsv``, built from the HPO and Chia TRAIN
+   measurements by ``scripts/build_lab_tests.py``, and ``analyte`` rows of ``lexicons/lab_context.tsv``), unless a
+   weak treatment cue ("with", "on") touches it. A *dual-use* name (calcium, insulin, oxygen) is never a test by
+   its name alone.
+
+The cues are editable rows of ``lexicons/lab_context.tsv``; the value and dose syntax is here. Each decision is
+explained in the entity's ``details["test"]`` (the cue that decided).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from extractor.chain.model import MEDICINE, Entity
+from extractor.chain.non_entities import normalise
+
+LAB_CONTEXT_FILE = "lab_context.tsv"
+LAB_TESTS_FILE = "lab_tests.tsv"
+COLUMNS = ("phrase", "kind", "note")
+CUE_KINDS = ("test_before", "test_after", "treatment_before", "treatment_after", "weak_treatment_before")
+NAME_KINDS = ("analyte", "dual_use")
+KINDS = CUE_KINDS + NAME_KINDS
+WINDOW = 48  # characters looked at on each side
+
+_NUM = r"(?:[<>≤≥~]\s*)?\d+(?:[.,]\d+)*(?:\s*[-–]\s*\d+(?:[.,]\d+)*)?"
+# a concentration, a pressure, a count or a per cent: what a measured value is written in
+_CONC_UNIT = (
+    r"(?:(?:[a-zµμ]{0,4}(?:mol|g|eq|u|iu|kat|cells|copies|units?))\s*/\s*(?:d?l|ml|µl|μl|mm3|mm\^?3|hpf|24\s*h)\b"
+    r"|mm\s?hg\b|torr\b|kpa\b|[mµμnp]mol\b|mosm|(?:x|×)\s*10)"
+)
+# a dose or a flow: what a treatment is written in ("81 mg", "5 mg/kg", "2 L/min", "4 L", "10 units")
+_DOSE_UNIT = (
+    r"(?:mg|g|mcg|µg|μg|ug|meq|mmol|units?|iu|ml|l|tabs?|tablets?|puffs?|drops?|caps?|capsules?|%)"
+    r"(?:\s*/\s*(?:kg|day|d|h|hr|hour|min|m2|dose))*\b(?!\s*/\s*(?:d?l|ml|µl|μl)\b)"
+)
+_VALUE_AFTER = re.compile(
+    rf"\s*(?:\(|:|=|,|-)?\s*(?:(?:was|were|is|are|of|at|to|measured|reached|rose\s+to|fell\s+to)\s+)*"
+    rf"(?:\w+\s+)?{_NUM}\s*{_CONC_UNIT}",
+    re.IGNORECASE,
+)
+_DOSE_AFTER = re.compile(rf"\s*(?:\(|,)?\s*{_NUM}\s*{_DOSE_UNIT}", re.IGNORECASE)
+_DOSE_BEFORE = re.compile(rf"{_NUM}\s*{_DOSE_UNIT}(?:\s*/\s*min)?\s*(?:of\s+)?$", re.IGNORECASE)
+# a per cent is a value when something links it to the name ("saturation of 98%", "was 12%"); right after a
+# drug's name it is a strength ("hydrocortisone 1%", "mupirocin 2%")
+_LINKED_PERCENT_AFTER = re.compile(
+    rf"\s*(?:\(|:|=|,)?\s*(?:was|were|is|are|of|at|to|measured|reached|:|=)\s*{_NUM}\s*%", re.IGNORECASE
+)
+_BARE_NUMBER_AFTER = re.compile(rf"\s*(?::|=|,|was|is|of)?\s*{_NUM}(?!\s*[a-zA-Zµμ%/])")
+_ENZYME_AFTER = re.compile(r"[\s-]*[a-z]*(?:ase|ases)\b", re.IGNORECASE)
+
+
+class LabContextError(ValueError):
+    """lab_context.tsv is malformed; the message names file and line."""
+
+
+def _phrase_pattern(phrases: Sequence[str]) -> str:
+    alts = sorted({" ".join(p.split()) for p in phrases}, key=len, reverse=True)
+    return "|".join(r"[\s-]+".join(re.escape(w) for w in a.split()) for a in alts)
+
+
+@dataclass
+class LabTests:
+    cues: dict[str, list[str]] = field(default_factory=dict)  # cue kind -> phrases
+    names: dict[str, str] = field(default_factory=dict)  # normalised name -> analyte | dual_use
+
+    def __post_init__(self) -> None:
+        self._before: dict[str, re.Pattern[str]] = {}
+        self._after: dict[str, re.Pattern[str]] = {}
+        for kind, phrases in self.cues.items():
+            if not phrases:
+                continue
+            alt = _phrase_pattern(phrases)
+            if kind.endswith("_before"):
+                self._before[kind] = re.compile(rf"(?:^|[^\w-])(?:{alt})[\s(]*$", re.IGNORECASE)
+            else:
+                self._after[kind] = re.compile(rf"[\s)]*(?:{alt})(?![\w])", re.IGNORECASE)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_dir(cls, lexicon_dir: Path) -> LabTests:
+        names = load_lab_tests(lexicon_dir / LAB_TESTS_FILE)
+        cues, own = load_lab_context(lexicon_dir / LAB_CONTEXT_FILE)
+        names.update(own)  # hand-written rows override the generated vocabulary
+        return cls(cues, names)
+
+    # ------------------------------------------------------------------ deciding
+    def _touches(self, kind: str, before: str, after: str) -> str | None:
+        pat = self._before.get(kind) if kind.endswith("_before") else self._after.get(kind)
+        if pat is None:
+            return None
+        m = pat.search(before) if kind.endswith("_before") else pat.match(after)
+        return " ".join(m.group(0).split()).strip("( )").lower() if m else None
+
+    def test_cue(self, text: str, e: Entity) -> str | None:
+        """Why ``e`` reads as a test here (the deciding cue), or None when it is a medicine."""
+        before = text[max(0, e.start - WINDOW) : e.start]
+        after = text[e.end : e.end + WINDOW]
+        for kind in ("treatment_before", "treatment_after"):
+            if self._touches(kind, before, after):
+                return None
+        if _LINKED_PERCENT_AFTER.match(after):
+            return "value"
+        if _DOSE_AFTER.match(after) or _DOSE_BEFORE.search(before):
+            return None
+        name = self.names.get(normalise(e.surface)) or (
+            self.names.get(normalise(e.canonical)) if e.canonical else None
+        )
+        if _VALUE_AFTER.match(after):
+            return "value"
+        for kind in ("test_before", "test_after"):
+            cue = self._touches(kind, before, after)
+            if cue:
+                return cue
+        if _ENZYME_AFTER.match(after) and not after[:1].isalnum():
+            return "enzyme"
+        if name is not None and _BARE_NUMBER_AFTER.match(after):
+            return "value"
+        if name == "analyte" and not self._touches("weak_treatment_before", before, after):
+            return "analyte"
+        return None
+
+    def split(self, text: str, entities: Sequence[Entity]) -> tuple[list[Entity], list[Entity]]:
+        """(entities kept, tests): MEDICINE entities that read as tests come out, with ``details["test"]``."""
+        kept: list[Entity] = []
+        tests: list[Entity] = []
+        for e in entities:
+            cue = self.test_cue(text, e) if e.label == MEDICINE else None
+            if cue is None:
+                kept.append(e)
+            else:
+                tests.append(e.with_(details=dict(e.details, test=cue)))
+        return kept, tests
+
+
+def _rows(path: Path, columns: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    header = False
+    with path.open(encoding="utf-8", newline="") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            fields = [f.strip() for f in line.split("\t")]
+            where = f"{path}:{lineno}"
+            if not header:
+                if tuple(fields) not in (columns, columns[:2]):
+                    raise LabContextError(f"{where}: header must be {' | '.join(columns)}, got {fields}")
+                header = True
+                continue
+            if len(fields) < 2 or len(fields) > len(columns):
+                raise LabContextError(f"{where}: expected 2 to {len(columns)} tab-separated fields, got {len(fields)}")
+            yield where, fields
+    if not header:
+        raise LabContextError(f"{path}: no header line ({' | '.join(columns)})")
+
+
+def load_lab_context(path: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(cue kind -> phrases, normalised name -> analyte | dual_use) from lab_context.tsv; errors name file:line."""
+    cues: dict[str, list[str]] = {k: [] for k in CUE_KINDS}
+    names: dict[str, str] = {}
+    if not path.is_file():
+        return cues, names
+    seen: dict[tuple[str, str], str] = {}
+    for where, fields in _rows(path, COLUMNS):
+        phrase, kind = fields[0], fields[1]
+        key = " ".join(phrase.lower().split())
+        if not key:
+            raise LabContextError(f"{where}: empty phrase")
+        if kind not in KINDS:
+            raise LabContextError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        group = "name" if kind in NAME_KINDS else kind
+        if (group, key) in seen:
+            raise LabContextError(f"{where}: duplicate {kind} {phrase!r} (first at {seen[(group, key)]})")
+        seen[(group, key)] = where
+        if kind in NAME_KINDS:
+            names[normalise(phrase)] = kind
+        else:
+            cues[kind].append(key)
+    return cues, names
+
+
+def load_lab_tests(path: Path) -> dict[str, str]:
+    """The generated vocabulary: normalised term -> analyte | dual_use (empty when the file is absent)."""
+    names: dict[str, str] = {}
+    if not path.is_file():
+        return names
+    for where, fields in _rows(path, ("term", "kind", "source")):
+        if fields[1] not in NAME_KINDS:
+            raise LabContextError(f"{where}: kind must be analyte or dual_use, got {fields[1]!r}")
+        names[normalise(fields[0])] = fields[1]
+    return names
+
+
+__all__ = ["LAB_CONTEXT_FILE", "LAB_TESTS_FILE", "LabContextError", "LabTests", "load_lab_context"]

@@ -1,0 +1,80 @@
+"""Tests, analytes and markers are not medicines: context cues, value syntax, the analyte vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from extractor.chain.lab_tests import LabContextError, LabTests, load_lab_context
+from extractor.chain.model import MEDICINE, Entity
+
+LEXICONS = Path(__file__).resolve().parents[2] / "lexicons"
+
+
+@pytest.fixture(scope="module")
+def lab() -> LabTests:
+    return LabTests.from_dir(LEXICONS)
+
+
+def _ent(text: str, surface: str, nth: int = 0) -> Entity:
+    start = -1
+    for _ in range(nth + 1):
+        start = text.index(surface, start + 1)
+    return Entity(surface, start, start + len(surface), MEDICINE, "lexicon", "t", 0.9)
+
+
+# (text, surface, occurrence, is a test)
+CASES = [
+    ("Serum calcium 11.2 mg/dL.", "calcium", 0, True),
+    ("Started calcium supplements.", "calcium", 0, False),
+    ("Oxygen saturation 88% on room air.", "Oxygen", 0, True),
+    ("His oxygen saturation on room air was 94%.", "oxygen", 0, True),
+    ("placed on 2 L/min of oxygen via nasal cannula", "oxygen", 0, False),
+    ("He required 7 L/min of oxygen via a simple mask.", "oxygen", 0, False),
+    ("Na 131, K 5.8", "Na", 0, True),
+    ("elevated N-terminal pro-brain natriuretic peptide (>2,000 pg/mL)", "natriuretic peptide", 0, True),
+    ("The B-natriuretic peptide level was 1,045 pg/mL.", "natriuretic peptide", 0, True),
+    ("The serum creatine kinase activity was mildly increased", "creatine", 0, True),
+    ("alanine aminotransferase 120 U/L", "alanine", 0, True),
+    ("Tumour cells were positive for vimentin and desmin.", "vimentin", 0, True),
+    ("free carnitine 25.2 μmol/L", "carnitine", 0, True),
+    ("She was started on oral carnitine 1 g twice daily.", "carnitine", 0, False),
+    ("treated with calcium channel blockers", "calcium", 0, False),
+    ("Started metformin 500 bid and aspirin.", "metformin", 0, False),
+    ("Hydrocortisone cream 1% every morning.", "Hydrocortisone", 0, False),
+    ("Current meds: KCl 20 mEq TID.", "KCl", 0, False),
+    ("Insulin and metformin were continued.", "Insulin", 0, False),  # dual use: never a test by name alone
+    ("The ammonia concentration was normal.", "ammonia", 0, True),
+    ("Aspirin 81 mg daily.", "Aspirin", 0, False),
+]
+
+
+@pytest.mark.parametrize(("text", "surface", "nth", "is_test"), CASES)
+def test_test_or_medicine(lab: LabTests, text: str, surface: str, nth: int, is_test: bool) -> None:
+    e = _ent(text, surface, nth)
+    assert (lab.test_cue(text, e) is not None) is is_test, lab.test_cue(text, e)
+
+
+def test_split_moves_tests_with_the_cue(lab: LabTests) -> None:
+    text = "Serum calcium 11.2 mg/dL. Started calcium supplements."
+    a, b = _ent(text, "calcium", 0), _ent(text, "calcium", 1)
+    kept, tests = lab.split(text, [a, b])
+    assert kept == [b]
+    assert [t.start for t in tests] == [a.start] and tests[0].details["test"]
+
+
+def test_illnesses_are_never_tests(lab: LabTests) -> None:
+    text = "elevated troponin"
+    e = Entity("troponin", 9, 17, "ILLNESS", "ner", "m", 0.5)
+    assert lab.split(text, [e]) == ([e], [])
+
+
+def test_lab_context_errors_name_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "lab_context.tsv"
+    p.write_text("phrase\tkind\tnote\nserum\ttest_before\nserum\tsideways\n", encoding="utf-8")
+    with pytest.raises(LabContextError, match=r"lab_context.tsv:3: kind must be one of"):
+        load_lab_context(p)
+    p.write_text("phrase\tkind\nserum\ttest_before\nserum\ttest_before\n", encoding="utf-8")
+    with pytest.raises(LabContextError, match=r":3: duplicate"):
+        load_lab_context(p)
