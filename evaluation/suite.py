@@ -166,7 +166,12 @@ def run_suite(chain: Any, sets: Sequence[tuple[str, Dataset]], *, progress: bool
     for name, ds in sets:
         policy = gold_policy_of(name)
         report, _, results = evaluate(
-            _ChemicalView(chain) if chemical_gold(name) else chain, ds, count_negated=policy == "all", by_stage=False, progress=progress, top=10
+            _ChemicalView(chain) if chemical_gold(name) else chain,
+            ds,
+            count_negated=policy == "all",
+            by_stage=False,
+            progress=progress,
+            top=10,
         )
         rows[name] = summarise(report, ds, results, policy)
         rows[name]["medicine_gold"] = "chemicals" if chemical_gold(name) else "medicines"
@@ -209,8 +214,9 @@ def format_table(rows: dict[str, Any], title: str = "") -> str:
             )
         lines.append(f"  {name:<{w}}" + "   ".join(parts))
     lines.append("gold: all = the corpus marks every mention, negated and hypothetical ones too, so they count as "
-                 "predictions (--count-negated); asserted = only mentions asserted for the patient; +chem = the medicine gold "
-                 "is every chemical (BC5CDR), scored against medicines + substances (tests, analytes).")
+                 "predictions (--count-negated); asserted = only mentions asserted for the patient;\n"
+                 "+chem = the medicine gold is every chemical (BC5CDR), scored against medicines + substances "
+                 "(tests, analytes).")
     lines.append("ECE: strict, over the fields the corpus labels; "
                  "ECE held = on the documents scripts/calibrate.py does not fit on.")
     assertion = {n: r["assertion"] for n, r in rows.items() if r.get("assertion")}

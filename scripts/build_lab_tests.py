@@ -31,7 +31,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _QUALIFIER = r"(?:circulating|serum|plasma|blood|urine|urinary|csf|cerebrospinal fluid|cord blood|fecal|faecal)"
-_DIRECTION = r"(?:abnormal|abnormally|elevated|increased|decreased|reduced|low|high|raised|deficient|absent|undetectable)"
+_DIRECTION = (
+    r"(?:abnormal|abnormally|elevated|increased|decreased|reduced|low|high|raised|deficient|absent|undetectable)"
+)
 _MEASURE = r"(?:level|levels|concentration|concentrations|activity|excretion|measurement|titer|titers)"
 # "Increased circulating X concentration", "Elevated serum X", "Abnormal urinary X level", "Decreased X level"
 HPO_ANALYTE = re.compile(
