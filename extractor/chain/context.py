@@ -9,8 +9,13 @@ Follows the ConText algorithm (Harkema et al., 2009; medspaCy's ``ConTextCompone
   every entity in their section: a header alone on its line scopes until the next header or a blank line; a
   header followed by text on the same line ("FH: mother had breast cancer.") scopes to the end of that sentence.
 
-Categories: NEGATED, HYPOTHETICAL, HISTORICAL, FAMILY / OTHER (experiencer), DISCONTINUED and ALLERGY (medicines
-only: "stopped lipitor" is not a negation, "allergic to penicillin" is not a medicine taken), PSEUDO, TERMINATE.
+Categories: NEGATED, HYPOTHETICAL (conditional: "if", "return if", "risk of"), UNCERTAIN (suspected, possible,
+"consistent with", "could not be excluded", a differential diagnosis), HISTORICAL, FAMILY / OTHER (experiencer),
+DISCONTINUED, HELD and ALLERGY (medicines only: "stopped lipitor" is not a negation, "apixaban held" is withheld
+for now, "allergic to penicillin" is not a medicine taken), PSEUDO, TERMINATE. A negation or an uncertainty
+carries along a list of entities ("no fever, chills, or night sweats"; "neither A nor B"): an entity that follows
+a negated / uncertain one with only a list separator between them (comma, and, or, nor, versus, a parenthesised
+abbreviation) takes its flag.
 Entities are kept and flagged; the chain never makes a negated, hypothetical, family/other or allergy entity the
 entry's primary illness / medicine.
 
@@ -35,14 +40,23 @@ SECTIONS_FILE = "sections.tsv"
 CONTEXT_COLUMNS = ("phrase", "category", "direction", "max_words")
 SECTION_COLUMNS = ("header", "section", "sets")
 Category = Literal[
-    "NEGATED", "HYPOTHETICAL", "HISTORICAL", "FAMILY", "OTHER", "DISCONTINUED", "ALLERGY", "PSEUDO", "TERMINATE"
+    "NEGATED", "HYPOTHETICAL", "HISTORICAL", "FAMILY", "OTHER", "DISCONTINUED", "ALLERGY", "UNCERTAIN", "HELD",
+    "PSEUDO", "TERMINATE",
 ]
 Direction = Literal["forward", "backward", "both", "none"]
-CATEGORIES = (
-    "NEGATED", "HYPOTHETICAL", "HISTORICAL", "FAMILY", "OTHER", "DISCONTINUED", "ALLERGY", "PSEUDO", "TERMINATE"
+MODIFIERS = (  # the categories that set an attribute
+    "NEGATED", "HYPOTHETICAL", "HISTORICAL", "FAMILY", "OTHER", "DISCONTINUED", "ALLERGY", "UNCERTAIN", "HELD"
 )
-MODIFIERS = CATEGORIES[:7]  # the categories that set an attribute
-MEDICINE_ONLY = frozenset({"DISCONTINUED", "ALLERGY"})
+CATEGORIES = (*MODIFIERS, "PSEUDO", "TERMINATE")
+MEDICINE_ONLY = frozenset({"DISCONTINUED", "ALLERGY", "HELD"})
+# a negation or an uncertainty reaches along a list: "no fever, chills, or night sweats", "neither A nor B",
+# "differential diagnosis included A, B and C"
+LIST_CATEGORIES = ("NEGATED", "UNCERTAIN")
+_LIST_GAP = re.compile(
+    r"(?:\s*\([^().;\n]{1,40}\))?\s*(?:,|/)?\s*(?:(?:and/or|and|or|nor|as well as|versus|vs\.?)\s+)?"
+    r"(?:(?:any|other|no|signs of|symptoms of)\s+)?",
+    re.IGNORECASE,
+)
 DIRECTIONS = ("forward", "backward", "both", "none")
 # what a section may set: the trigger categories in lower case
 SECTION_SETS = tuple(c.lower() for c in MODIFIERS)
@@ -272,8 +286,8 @@ class ContextAnnotator:
             entities = [e for e in entities if not _overlaps_sorted(headers, ends, e.start, e.end)]
         covers = self._covers(text, toks, hits) if hits else {}
         sec_starts = [s for s, _, _ in sections]
-        out = []
-        for ent in entities:
+        out: list[Entity] = []
+        for ent in sorted(entities, key=lambda e: (e.start, e.end)):
             flags = {c for c, (fwd, bwd) in covers.items() if ent.start in fwd or ent.end in bwd}
             i = bisect_right(sec_starts, ent.start) - 1
             section = None
@@ -282,6 +296,9 @@ class ContextAnnotator:
                 flags |= {c.upper() for c in section.sets}
             if ent.label != MEDICINE:
                 flags -= MEDICINE_ONLY
+            if out and _LIST_GAP.fullmatch(text, out[-1].end, ent.start):  # a list goes on: carry its scope
+                prev = out[-1]
+                flags |= {c for c in LIST_CATEGORIES if getattr(prev, c.lower())}
             if not flags and section is None:
                 out.append(ent)
                 continue
@@ -298,6 +315,8 @@ class ContextAnnotator:
                     experiencer=experiencer,
                     discontinued=ent.discontinued or "DISCONTINUED" in flags,
                     allergy=ent.allergy or "ALLERGY" in flags,
+                    uncertain=ent.uncertain or "UNCERTAIN" in flags,
+                    held=ent.held or "HELD" in flags,
                     section=section.name if section is not None else ent.section,
                 )
             )
@@ -327,7 +346,7 @@ class ContextAnnotator:
                 j = bisect_left(stops, h.end)
                 if j < len(stops):
                     limit = min(limit, stops[j])
-                fwd.setdefault(t.category, []).append((h.end, limit))
+                fwd.setdefault(t.category, []).append((h.end, limit - 1))  # limit: the first position out of scope
             if t.direction in ("backward", "both"):
                 m = bisect_right(word_ends, h.start)  # words 0..m-1 end before the trigger
                 n = t.max_words or BACKWARD_WORDS

@@ -57,6 +57,10 @@ class Entity:
     discontinued: bool = False
     allergy: bool = False
     section: str | None = None  # the section header's name ("family_history") when the entity is in one
+    # not certain: suspected, possible, "consistent with", "could not be excluded", a differential diagnosis
+    uncertain: bool = False
+    # medicines only: withheld for now ("apixaban held", "holding metformin"); not stopped for good
+    held: bool = False
 
     def with_(self, **changes: Any) -> Entity:
         """A copy with some fields changed (``dataclasses.replace``, without its per-call field introspection:
@@ -99,11 +103,12 @@ class Entity:
             "negated": self.negated,
             "hypothetical": self.hypothetical,
             "historical": self.historical,
+            "uncertain": self.uncertain,
             "experiencer": self.experiencer,
         }
         if self.label == MEDICINE:
             d["dose"], d["route"], d["frequency"] = self.dose, self.route, self.frequency
-            d["discontinued"], d["allergy"] = self.discontinued, self.allergy
+            d["discontinued"], d["allergy"], d["held"] = self.discontinued, self.allergy, self.held
         if self.section is not None:
             d["section"] = self.section
         d["score"] = self.score
@@ -137,11 +142,14 @@ class ExtractionResult:
     @staticmethod
     def _primary(entities: list[Entity]) -> Entity | None:
         """The entry's primary entity: the most confident asserted one (see :attr:`Entity.asserted`), current
-        (not historical, not discontinued) before past, first in text on ties."""
+        (not historical, not discontinued, not held) before past, certain before uncertain, first in text on ties."""
         affirmed = [e for e in entities if e.asserted]
         if not affirmed:
             return None
-        return max(affirmed, key=lambda e: (not (e.historical or e.discontinued), e.confidence, -e.start))
+        return max(
+            affirmed,
+            key=lambda e: (not (e.historical or e.discontinued or e.held), not e.uncertain, e.confidence, -e.start),
+        )
 
     @property
     def illness(self) -> str | None:

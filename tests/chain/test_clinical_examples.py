@@ -14,7 +14,8 @@ def chain() -> Chain:
 
 
 def _flags(e) -> set[str]:  # type: ignore[no-untyped-def]
-    out = {k for k in ("negated", "hypothetical", "historical", "discontinued", "allergy") if getattr(e, k)}
+    keys = ("negated", "hypothetical", "historical", "discontinued", "allergy", "uncertain", "held")
+    out = {k for k in keys if getattr(e, k)}
     if e.experiencer != "patient":
         out.add(e.experiencer)
     return out

@@ -32,7 +32,8 @@ def _ent(text: str, surface: str, label: str = "ILLNESS") -> Entity:
 
 
 def _flags(e: Entity) -> set[str]:
-    out = {k for k in ("negated", "hypothetical", "historical", "discontinued", "allergy") if getattr(e, k)}
+    keys = ("negated", "hypothetical", "historical", "discontinued", "allergy", "uncertain", "held")
+    out = {k for k in keys if getattr(e, k)}
     if e.experiencer != "patient":
         out.add(e.experiencer)
     return out
@@ -61,7 +62,18 @@ def _flags(e: Entity) -> set[str]:
         ("Started metformin 500 mg PO BID for type 2 DM.", "metformin", "MEDICINE", set()),
         ("Started metformin 500 mg PO BID for type 2 DM.", "type 2 DM", "ILLNESS", set()),
         ("h/o MI", "MI", "ILLNESS", {"historical"}),
-        ("s/p CABG for CAD", "CAD", "ILLNESS", {"historical"}),
+        # "s/p" names a past procedure: its scope is the procedure and its date, not the disease behind it
+        # or the next item of a list ("s/p CABG 2015, AFib on apixaban": AFib is current)
+        ("s/p CABG for CAD", "CAD", "ILLNESS", set()),
+        ("s/p CABG 2015, AFib on apixaban", "AFib", "ILLNESS", set()),
+        ("72F w/ hx of HTN, DM2 and CKD presents w/ SOB x3d", "SOB", "ILLNESS", set()),
+        ("72F w/ hx of HTN, DM2 and CKD presents w/ SOB x3d", "CKD", "ILLNESS", {"historical"}),
+        ("Apixaban held.", "Apixaban", "MEDICINE", {"held"}),
+        ("Holding metformin for the procedure.", "metformin", "MEDICINE", {"held"}),
+        ("Suspect CAP.", "CAP", "ILLNESS", {"uncertain"}),
+        ("Findings consistent with pneumonia.", "pneumonia", "ILLNESS", {"uncertain"}),
+        ("Malignancy could not be excluded.", "Malignancy", "ILLNESS", {"uncertain"}),
+        ("He had neither purpura nor bleeding.", "bleeding", "ILLNESS", {"negated"}),
         ("Breast cancer in her mother.", "Breast cancer", "ILLNESS", {"family"}),
         ("His wife has the flu.", "flu", "ILLNESS", {"other"}),
         ("Allergic to penicillin.", "penicillin", "MEDICINE", {"allergy"}),
@@ -102,6 +114,8 @@ EXPECTED = {
     "OTHER": {"other"},
     "DISCONTINUED": {"discontinued"},
     "ALLERGY": {"allergy"},
+    "UNCERTAIN": {"uncertain"},
+    "HELD": {"held"},
 }
 
 
@@ -229,3 +243,26 @@ def test_header_words_are_not_entities(ctx: ContextAnnotator) -> None:
     text = "Allergies: penicillin"
     out = ctx.annotate(text, [_ent(text, "Allergies"), _ent(text, "penicillin", "MEDICINE")])
     assert [e.surface for e in out] == ["penicillin"] and out[0].allergy
+
+
+@pytest.mark.parametrize(
+    ("text", "negated", "plain"),
+    [
+        ("No fever, chills, or night sweats.", ["fever", "chills", "night sweats"], []),
+        ("He did not have chest pain or shortness of breath.", ["chest pain", "shortness of breath"], []),
+        ("Denies nausea and vomiting. Has headache.", ["nausea", "vomiting"], ["headache"]),
+        ("No cough, but has fever.", ["cough"], ["fever"]),  # "but" ends the list
+        ("No cough. Fever, chills.", ["cough"], ["Fever", "chills"]),  # a sentence ends it
+    ],
+)
+def test_negation_carries_along_a_list(ctx: ContextAnnotator, text: str, negated: list, plain: list) -> None:
+    ents = [_ent(text, s) for s in negated + plain]
+    out = {e.surface: e for e in ctx.annotate(text, ents)}
+    assert [s for s in negated if out[s].negated] == negated
+    assert [s for s in plain if out[s].negated] == []
+
+
+def test_differential_diagnosis_list_is_uncertain(ctx: ContextAnnotator) -> None:
+    text = "The differential diagnosis included encephalitis, Guillain-Barre syndrome and ADEM."
+    ents = [_ent(text, s) for s in ("encephalitis", "Guillain-Barre syndrome", "ADEM")]
+    assert all(e.uncertain and not e.negated for e in ctx.annotate(text, ents))
