@@ -18,6 +18,12 @@
 
 The cues are editable rows of ``lexicons/lab_context.tsv``; the value and dose syntax is here. Each decision is
 explained in the entity's ``details["test"]`` (the cue that decided).
+
+A medicine *class* or therapy ("chemotherapy", "beta-blockers", "antibiotics"; ``class`` rows) is a medicine
+when the text says it is given: a treatment cue in the words before it in its sentence ("received adjuvant
+chemotherapy", "started on a beta-blocker", "treated with antibiotics") or right after it ("antibiotic therapy
+was started"). Elsewhere it is a topic, not a treatment ("chemotherapy-induced nausea", "opioid receptors") and
+is dropped.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ LAB_CONTEXT_FILE = "lab_context.tsv"
 LAB_TESTS_FILE = "lab_tests.tsv"
 COLUMNS = ("phrase", "kind", "note")
 CUE_KINDS = ("test_before", "test_after", "treatment_before", "treatment_after", "weak_treatment_before")
-NAME_KINDS = ("analyte", "dual_use")
+NAME_KINDS = ("analyte", "dual_use", "class")
 KINDS = CUE_KINDS + NAME_KINDS
 WINDOW = 48  # characters looked at on each side
 
@@ -82,12 +88,14 @@ class LabTests:
     def __post_init__(self) -> None:
         self._before: dict[str, re.Pattern[str]] = {}
         self._after: dict[str, re.Pattern[str]] = {}
+        self._anywhere: dict[str, re.Pattern[str]] = {}
         for kind, phrases in self.cues.items():
             if not phrases:
                 continue
             alt = _phrase_pattern(phrases)
             if kind.endswith("_before"):
                 self._before[kind] = re.compile(rf"(?:^|[^\w-])(?:{alt})[\s(]*$", re.IGNORECASE)
+                self._anywhere[kind] = re.compile(rf"(?:^|[^\w-])(?:{alt})(?![\w-])", re.IGNORECASE)
             else:
                 self._after[kind] = re.compile(rf"[\s)]*(?:{alt})(?![\w])", re.IGNORECASE)
 
@@ -135,11 +143,27 @@ class LabTests:
             return "analyte"
         return None
 
+    def given(self, text: str, e: Entity) -> bool:
+        """Does a treatment cue say this class is given? (in its sentence before it, or right after it)"""
+        before = text[max(0, e.start - 2 * WINDOW) : e.start]
+        cut = max(before.rfind(". "), before.rfind("\n"), before.rfind(";"))
+        before = before[cut + 1 :]
+        after = text[e.end : e.end + WINDOW]
+        if self._touches("treatment_after", before, after):
+            return True
+        kinds = ("treatment_before", "weak_treatment_before")
+        return any(pat.search(before) for kind, pat in self._anywhere.items() if kind in kinds)
+
     def split(self, text: str, entities: Sequence[Entity]) -> tuple[list[Entity], list[Entity]]:
-        """(entities kept, tests): MEDICINE entities that read as tests come out, with ``details["test"]``."""
+        """(entities kept, tests): MEDICINE entities that read as tests come out, with ``details["test"]``;
+        a medicine class that is not given is dropped."""
         kept: list[Entity] = []
         tests: list[Entity] = []
         for e in entities:
+            if e.label == MEDICINE and self.names.get(normalise(e.surface)) == "class":
+                if self.given(text, e):
+                    kept.append(e)
+                continue
             cue = self.test_cue(text, e) if e.label == MEDICINE else None
             if cue is None:
                 kept.append(e)
@@ -201,7 +225,7 @@ def load_lab_tests(path: Path) -> dict[str, str]:
         return names
     for where, fields in _rows(path, ("term", "kind", "source")):
         if fields[1] not in NAME_KINDS:
-            raise LabContextError(f"{where}: kind must be analyte or dual_use, got {fields[1]!r}")
+            raise LabContextError(f"{where}: kind must be one of {', '.join(NAME_KINDS)}, got {fields[1]!r}")
         names[normalise(fields[0])] = fields[1]
     return names
 

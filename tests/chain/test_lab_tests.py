@@ -78,3 +78,20 @@ def test_lab_context_errors_name_file_and_line(tmp_path: Path) -> None:
     p.write_text("phrase\tkind\nserum\ttest_before\nserum\ttest_before\n", encoding="utf-8")
     with pytest.raises(LabContextError, match=r":3: duplicate"):
         load_lab_context(p)
+
+
+@pytest.mark.parametrize(
+    ("text", "surface", "kept"),
+    [
+        ("She received adjuvant chemotherapy.", "chemotherapy", True),
+        ("He was started on a beta-blocker and a diuretic.", "diuretic", True),
+        ("Treated with antibiotics for 10 days.", "antibiotics", True),
+        ("Chemotherapy-induced nausea is common.", "Chemotherapy", False),
+        ("Opioid receptors in the spinal cord.", "Opioid", False),
+    ],
+)
+def test_a_medicine_class_counts_where_it_is_given(lab: LabTests, text: str, surface: str, kept: bool) -> None:
+    e = _ent(text, surface)
+    assert lab.names.get(surface.lower()) == "class"
+    out, tests = lab.split(text, [e])
+    assert (out == [e]) is kept and tests == []
