@@ -81,6 +81,14 @@ CASES = [
     ),
     ("h/o MI, high blood pressure", {"MI": ("ILLNESS", {"historical"}), "high blood pressure": ("ILLNESS", {"historical"})}, [], ("*", None)),
     ("Had a heart attack in 2019.", {"heart attack": ("ILLNESS", set())}, [], ("*", None)),
+    ("Denies CP.", {"CP": ("ILLNESS", {"negated"})}, [], (None, None)),
+    ("Suspect CAP.", {"CAP": ("ILLNESS", {"uncertain"})}, [], ("community-acquired pneumonia", None)),
+    ("Na 131, K 5.8", {}, ["Na"], (None, None)),
+    ("Apixaban held. Holding metformin.", {"Apixaban": ("MEDICINE", {"held"}), "metformin": ("MEDICINE", {"held"})}, [], (None, "*")),
+    ("my stomach hurts and I feel dizzy", {"stomach hurts": ("ILLNESS", set()), "dizzy": ("ILLNESS", set())}, [], ("*", None)),
+    ("72F w/ hx of HTN, DM2 and CKD stage 3 presents w/ SOB x3d", {"HTN": ("ILLNESS", {"historical"}), "SOB": ("ILLNESS", set())}, [], ("shortness of breath", None)),
+    ("s/p CABG 2015, AFib on apixaban 5 mg BID. Presents with melena.", {"AFib": ("ILLNESS", set()), "apixaban": ("MEDICINE", set())}, [], ("*", "Apixaban")),
+    ("Serum calcium 11.2 mg/dL. Started calcium supplements.", {"calcium": ("MEDICINE", set())}, [], (None, "*")),
     ("Rule out pneumonia. No signs of flu.", {"pneumonia": ("ILLNESS", {"hypothetical"}), "flu": ("ILLNESS", {"negated"})}, [], (None, None)),
 ]
 
