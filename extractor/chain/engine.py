@@ -119,6 +119,8 @@ class Chain:
     lab_tests: LabTests | None = None
     linker: Linker | None = None
     calibrator: Calibrator | None = None
+    # the confidence a result reports: fitted on the whole chain's output, applied last (calibration.py)
+    reported: Calibrator | None = None
     mode: str = "cascade"
     max_chars: int = 20_000
     common_words: frozenset[str] = frozenset()
@@ -164,6 +166,7 @@ class Chain:
             lab_tests=LabTests.from_dir(lexicon_dir),
             linker=LexiconLinker(lexicon) if lexicon is not None else None,
             calibrator=Calibrator.load_default(),
+            reported=Calibrator.load_default("reported"),
             mode=settings.chain_mode,
             max_chars=settings.max_text_chars,
             common_words=load_common_words(lexicon_dir),
@@ -243,6 +246,9 @@ class Chain:
                 else:  # merge mode; and NER in cascade mode, which only runs where entries are left unsettled
                     found[i] = merge_entities(found[i] + ents, self.calibrator)
         results = [self._result(p, f, r) for p, f, r in zip(prepared, found, ran, strict=True)]
+        if self.reported is not None:
+            for i in live:
+                self._report_confidence(results[i], segments[i])
         for text, p, res in zip(texts, prepared, results, strict=True):
             if p.text is not text:  # control characters were blanked: report surfaces as in the original
                 res.illnesses = [e.with_(surface=text[e.start : e.end]) for e in res.illnesses]
@@ -263,6 +269,14 @@ class Chain:
         todo = [i for i in live if spans[i]]
         outputs = extract_by_segment(stage, [prepared[i].text for i in todo], [spans[i] for i in todo])
         return dict(zip(todo, outputs, strict=True))
+
+    def _report_confidence(self, res: ExtractionResult, segments: Segments) -> None:
+        """Replace each entity's confidence by the reported table's (fitted on final output; see calibration.py)."""
+        cal = self.reported
+        assert cal is not None
+        res.illnesses = [cal.calibrate(e, segments.band(e.start)) for e in res.illnesses]
+        res.medicines = [cal.calibrate(e, segments.band(e.start)) for e in res.medicines]
+        res.substances = [cal.calibrate(e, segments.band(e.start)) for e in res.substances]
 
     def _finish_entity(self, e: Entity, band: str | None = None) -> Entity:
         if self.linker is not None and e.code is None:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter
 
-from extractor.chain.calibration import length_band
+from extractor.chain.calibration import length_band, narrative
 from extractor.chain.model import Entity
 from extractor.chain.stage import Stage
 
@@ -99,7 +99,8 @@ class Segments:
     def __init__(self, text: str) -> None:
         self.spans = segment_spans(text)
         self._starts = [s for s, _ in self.spans]
-        self._bands = [length_band(text[s:e]) for s, e in self.spans]
+        genre = "n" if narrative(text) else ""  # of the whole entry: a report's every sentence is narrative
+        self._bands = [length_band(text[s:e], genre) for s, e in self.spans]
 
     def band(self, pos: int) -> str | None:
         i = bisect.bisect_right(self._starts, pos) - 1

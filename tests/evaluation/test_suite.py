@@ -58,6 +58,7 @@ def test_document_key_keeps_documents_together() -> None:
     assert document_key("bc5cdr-dev-6794356-s00") == document_key("bc5cdr-dev-6794356-s07") == "6794356"
     assert document_key("chia-dev-NCT02227992-exc-L001") == "NCT02227992"
     assert document_key("row-3") == "row-3"
+    assert document_key("maccrobat_15939911_p1") == document_key("maccrobat_15939911_p4") == "maccrobat_15939911"
     assert calibration_half("chia-dev-NCT1-inc-L001") == calibration_half("chia-dev-NCT1-exc-L009")
 
 
