@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 
-
 _PASSAGE = re.compile(r"^(?P<doc>[A-Za-z]+_[^_]+)_p\d+$")
 
 

@@ -60,8 +60,9 @@ def _ner_band(score: float | None) -> str:
 def length_band(text: str, genre: str = "") -> str:
     """Shape of the sentence or line an entity is in (:class:`~extractor.chain.segments.Segments`; a short entry
     is one): length in words (short "s" <= 12, medium "m" <= 25, long "l") and whether it ends like a
-    sentence ("." or "-"); ``genre`` ("n" for a narrative patient report, :func:`narrative`) is appended. The same evidence is right more or less often depending on the kind of text (a one-word
-    lexicon match in a PubMed sentence vs in a problem list), so buckets are split by it too."""
+    sentence ("." or "-"); ``genre`` ("n" for a narrative patient report, :func:`narrative`) is appended. The
+    same evidence is right more or less often depending on the kind of text (a one-word lexicon match in a PubMed
+    sentence vs in a problem list vs in a case report), so buckets are split by it too."""
     n = len(text.split())
     size = "s" if n <= 12 else ("m" if n <= 25 else "l")
     # list-like lines (problem lists, criteria) rarely end like a sentence; prose and typed notes do
