@@ -10,12 +10,13 @@ Follows the ConText algorithm (Harkema et al., 2009; medspaCy's ``ConTextCompone
   header followed by text on the same line ("FH: mother had breast cancer.") scopes to the end of that sentence.
 
 Categories: NEGATED, HYPOTHETICAL (conditional: "if", "return if", "risk of"), UNCERTAIN (suspected, possible,
-"consistent with", "could not be excluded", a differential diagnosis), HISTORICAL, FAMILY / OTHER (experiencer),
+"suggestive of", "could not be excluded", a differential diagnosis), HISTORICAL, FAMILY / OTHER (experiencer),
 DISCONTINUED, HELD and ALLERGY (medicines only: "stopped lipitor" is not a negation, "apixaban held" is withheld
 for now, "allergic to penicillin" is not a medicine taken), PSEUDO, TERMINATE. A negation or an uncertainty
 carries along a list of entities ("no fever, chills, or night sweats"; "neither A nor B"): an entity that follows
 a negated / uncertain one with only a list separator between them (comma, and, or, nor, versus, a parenthesised
-abbreviation) takes its flag.
+abbreviation) takes its flag; a backward negation carries from a list's last item to the first ("A, B and C were
+not observed"). Negation wins over uncertainty ("no signs suggesting myocarditis" is negated, not uncertain).
 Entities are kept and flagged; the chain never makes a negated, hypothetical, family/other or allergy entity the
 entry's primary illness / medicine.
 
@@ -52,9 +53,23 @@ MEDICINE_ONLY = frozenset({"DISCONTINUED", "ALLERGY", "HELD"})
 # a negation or an uncertainty reaches along a list: "no fever, chills, or night sweats", "neither A nor B",
 # "differential diagnosis included A, B and C"
 LIST_CATEGORIES = ("NEGATED", "UNCERTAIN")
+# After a comma or a conjunction an item may carry one or two modifier words ("no rash, subcutaneous bleeding or
+# joint swelling"), never a word that starts a clause (a pronoun, article, auxiliary or verb form).
+_CLAUSE_WORDS = (
+    r"the|a|an|he|she|it|they|we|his|her|their|this|that|these|which|who|was|were|is|are|be|been|had|has|have|"
+    r"did|does|do|then|also|but|later|after|before|with|without|in|on|at|of|to|for|from|by|as|not|no|there"
+)
+_MODIFIER = rf"(?:(?!(?:{_CLAUSE_WORDS})\b)[a-z][a-z-]*(?<!ed)(?<!ing)\s+)"
+_CONJ = r"(?i:and/or|and|or|nor|as well as|versus|vs\.?)"
+_SEP = rf"(?:[,/]\s*(?:{_CONJ}\s+)?|{_CONJ}\s+)"
+_ITEM_PREFIX = r"(?i:(?:any|other|no|signs of|symptoms of)\s+)"
 _LIST_GAP = re.compile(
-    r"(?:\s*\([^().;\n]{1,40}\))?\s*(?:,|/)?\s*(?:(?:and/or|and|or|nor|as well as|versus|vs\.?)\s+)?"
-    r"(?:(?:any|other|no|signs of|symptoms of)\s+)?",
+    rf"(?:\s*\([^().;\n]{{1,40}}\))?\s*(?:{_SEP}{_ITEM_PREFIX}?{_MODIFIER}{{0,2}}|{_ITEM_PREFIX}?)"
+)
+# backward, a list is carried from its last item to the first: "A, B and C were not observed"; a gap holding a
+# "no" starts a scope of its own ("fever, no chills")
+_BACK_LIST_GAP = re.compile(
+    r"(?:\s*\([^().;\n]{1,40}\))?\s*(?:,|/)?\s*(?:(?:and/or|and|or|nor|as well as|versus|vs\.?)\s+)?",
     re.IGNORECASE,
 )
 DIRECTIONS = ("forward", "backward", "both", "none")
@@ -287,8 +302,10 @@ class ContextAnnotator:
         covers = self._covers(text, toks, hits) if hits else {}
         sec_starts = [s for s, _, _ in sections]
         out: list[Entity] = []
+        back: list[set[str]] = []  # per entity of out: the list categories a backward scope gave it
         for ent in sorted(entities, key=lambda e: (e.start, e.end)):
             flags = {c for c, (fwd, bwd) in covers.items() if ent.start in fwd or ent.end in bwd}
+            back.append({c for c in LIST_CATEGORIES if c in covers and ent.end in covers[c][1]})
             i = bisect_right(sec_starts, ent.start) - 1
             section = None
             if i >= 0 and ent.start < sections[i][1]:
@@ -299,6 +316,8 @@ class ContextAnnotator:
             if out and _LIST_GAP.fullmatch(text, out[-1].end, ent.start):  # a list goes on: carry its scope
                 prev = out[-1]
                 flags |= {c for c in LIST_CATEGORIES if getattr(prev, c.lower())}
+            if "NEGATED" in flags:  # "no signs suggesting X", "A, B or C, which were excluded": negated, not hedged
+                flags.discard("UNCERTAIN")
             if not flags and section is None:
                 out.append(ent)
                 continue
@@ -320,6 +339,13 @@ class ContextAnnotator:
                     section=section.name if section is not None else ent.section,
                 )
             )
+        for k in range(len(out) - 2, -1, -1):  # backward scopes carried along a list, from its end
+            carried = back[k + 1] - back[k]
+            if carried and _BACK_LIST_GAP.fullmatch(text, out[k].end, out[k + 1].start):
+                back[k] |= carried
+                e = out[k]
+                negated = e.negated or "NEGATED" in carried
+                out[k] = e.with_(negated=negated, uncertain=(e.uncertain or "UNCERTAIN" in carried) and not negated)
         return out
 
     @staticmethod

@@ -71,7 +71,35 @@ def _flags(e: Entity) -> set[str]:
         ("Apixaban held.", "Apixaban", "MEDICINE", {"held"}),
         ("Holding metformin for the procedure.", "metformin", "MEDICINE", {"held"}),
         ("Suspect CAP.", "CAP", "ILLNESS", {"uncertain"}),
-        ("Findings consistent with pneumonia.", "pneumonia", "ILLNESS", {"uncertain"}),
+        ("Findings suggestive of pneumonia.", "pneumonia", "ILLNESS", {"uncertain"}),
+        # a pathologist's or radiologist's conclusion is asserted, not hedged
+        ("Biopsy consistent with melanoma.", "melanoma", "ILLNESS", set()),
+        ("Findings compatible with sarcoidosis.", "sarcoidosis", "ILLNESS", set()),
+        # negation wins over a hedge inside its scope
+        ("Biopsy showed no signs suggesting myocarditis.", "myocarditis", "ILLNESS", {"negated"}),
+        # new prose negation triggers, one case each
+        ("CSF was negative for enterovirus.", "enterovirus", "ILLNESS", {"negated"}),
+        ("Cultures were negative for MRSA.", "MRSA", "ILLNESS", {"negated"}),
+        ("The swab is negative for influenza.", "influenza", "ILLNESS", {"negated"}),
+        ("Both samples are negative for HIV.", "HIV", "ILLNESS", {"negated"}),
+        ("Serology was also negative for hepatitis C.", "hepatitis C", "ILLNESS", {"negated"}),
+        ("Blood cultures remained negative for candidemia.", "candidemia", "ILLNESS", {"negated"}),
+        ("CT excluded pulmonary embolism.", "pulmonary embolism", "ILLNESS", {"negated"}),
+        ("Troponin was normal, thereby ruling out acute coronary syndrome.", "acute coronary syndrome", "ILLNESS",
+         {"negated"}),
+        ("Criteria: exclusion of cognitive decline.", "cognitive decline", "ILLNESS", {"negated"}),
+        ("By day 4 his fever subsided.", "fever", "ILLNESS", {"negated"}),
+        ("By day 4 his fever had subsided.", "fever", "ILLNESS", {"negated"}),
+        ("Liver dysfunction did not appear.", "Liver dysfunction", "ILLNESS", {"negated"}),
+        ("The hemoptysis did not recur.", "hemoptysis", "ILLNESS", {"negated"}),
+        ("There was no further bleeding.", "bleeding", "ILLNESS", {"negated"}),
+        ("She has been free from hemoptysis for three years.", "hemoptysis", "ILLNESS", {"negated"}),
+        ("The patient was not infected with HIV.", "HIV", "ILLNESS", {"negated"}),
+        ("The pain was relieved by anteflexion.", "pain", "ILLNESS", {"negated"}),
+        ("The symptoms were relieved after diuresis.", "symptoms", "ILLNESS", {"negated"}),
+        ("Hypoglycemia and hypothermia were reversed.", "hypothermia", "ILLNESS", {"negated"}),
+        ("The margin was tumor negative.", "tumor", "ILLNESS", {"negated"}),
+        ("Wound closed without obvious external signs of infection.", "infection", "ILLNESS", {"negated"}),
         ("Malignancy could not be excluded.", "Malignancy", "ILLNESS", {"uncertain"}),
         ("He had neither purpura nor bleeding.", "bleeding", "ILLNESS", {"negated"}),
         ("Breast cancer in her mother.", "Breast cancer", "ILLNESS", {"family"}),
@@ -253,6 +281,17 @@ def test_header_words_are_not_entities(ctx: ContextAnnotator) -> None:
         ("Denies nausea and vomiting. Has headache.", ["nausea", "vomiting"], ["headache"]),
         ("No cough, but has fever.", ["cough"], ["fever"]),  # "but" ends the list
         ("No cough. Fever, chills.", ["cough"], ["Fever", "chills"]),  # a sentence ends it
+        # an item may carry a modifier word or two
+        ("No skin rash, subcutaneous bleeding or joint swelling.", ["skin rash", "bleeding", "swelling"], []),
+        # ... but not a clause: "then developed" starts one
+        ("No fever, and he then developed a cough.", ["fever"], ["cough"]),
+        # backward: from the list's last item to its first
+        ("Toxicity, hypertension, proteinuria and rash were not observed.",
+         ["Toxicity", "hypertension", "proteinuria", "rash"], []),
+        ("Arthritis, and rash subsided.", ["Arthritis", "rash"], []),
+        # a "no" in the gap starts its own scope: it is not carried back to the item before it
+        ("Fever, no chills.", ["chills"], ["Fever"]),
+        ("Cough and fever, no rash were seen.", ["rash"], ["Cough", "fever"]),
     ],
 )
 def test_negation_carries_along_a_list(ctx: ContextAnnotator, text: str, negated: list, plain: list) -> None:
@@ -266,3 +305,8 @@ def test_differential_diagnosis_list_is_uncertain(ctx: ContextAnnotator) -> None
     text = "The differential diagnosis included encephalitis, Guillain-Barre syndrome and ADEM."
     ents = [_ent(text, s) for s in ("encephalitis", "Guillain-Barre syndrome", "ADEM")]
     assert all(e.uncertain and not e.negated for e in ctx.annotate(text, ents))
+    # once excluded, the whole differential is negated, not uncertain
+    text += " which were excluded"
+    text = text.replace("ADEM.", "ADEM,")
+    ents = [_ent(text, s) for s in ("encephalitis", "Guillain-Barre syndrome", "ADEM")]
+    assert all(e.negated and not e.uncertain for e in ctx.annotate(text, ents))
