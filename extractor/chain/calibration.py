@@ -78,14 +78,18 @@ def length_band(text: str, genre: str = "") -> str:
 _NARRATIVE = re.compile(
     r"\b\d+[- ](?:year|yr|month|week|day)s?[- ]old\b|\b(?:presented|was admitted|was referred|was diagnosed"
     r"|was treated|was started|on (?:physical )?examination|on admission|the patient|our patient"
-    r"|(?:he|she) (?:was|had|has|is|developed|underwent|received|complained|denied|reported)|his|her)\b",
+    r"|(?:he|she) (?:was|had|has|is|developed|underwent|received|complained|denied|reported)|his|her"
+    r"|underwent|was discharged|physical examination|(?:hospital|postoperative) day|on day \d+|was transferred"
+    r"|was readmitted|at presentation|past medical history|chief complaint)\b",
     re.IGNORECASE,
 )
 
 
 def narrative(text: str) -> bool:
-    """True when ``text`` reads like a narrative about one patient (see ``_NARRATIVE``)."""
-    return _NARRATIVE.search(text) is not None
+    """True when ``text`` reads like a narrative about one patient: two cues of ``_NARRATIVE`` or more (one is
+    too little: "her" or "a 45-year-old woman" alone turns up in abstracts that are not about one patient)."""
+    m = _NARRATIVE.search(text)
+    return m is not None and _NARRATIVE.search(text, m.end()) is not None
 
 
 def bucket_keys(e: Entity, band: str | None = None) -> list[str]:

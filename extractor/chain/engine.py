@@ -36,6 +36,7 @@ from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
 from extractor.chain.calibration import Calibrator
 from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
+from extractor.chain.findings import FINDINGS_FILE, Findings
 from extractor.chain.lab_tests import LAB_CONTEXT_FILE, LAB_TESTS_FILE, LabTests
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
 from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
@@ -117,6 +118,7 @@ class Chain:
     context: ContextAnnotator | None = None
     non_entities: NonEntities | None = None
     lab_tests: LabTests | None = None
+    findings: Findings | None = None
     linker: Linker | None = None
     calibrator: Calibrator | None = None
     # the confidence a result reports: fitted on the whole chain's output, applied last (calibration.py)
@@ -164,6 +166,7 @@ class Chain:
             context=ContextAnnotator.from_dir(lexicon_dir),
             non_entities=NonEntities.from_dir(lexicon_dir),
             lab_tests=LabTests.from_dir(lexicon_dir),
+            findings=Findings.from_dir(lexicon_dir) if "lexicon" in settings.stages else None,
             linker=LexiconLinker(lexicon) if lexicon is not None else None,
             calibrator=Calibrator.load_default(),
             reported=Calibrator.load_default("reported"),
@@ -308,7 +311,11 @@ class Chain:
     def _result(self, prep: _Prepared, entities: list[Entity], ran: list[str]) -> ExtractionResult:
         if prep.reason is not None:
             return ExtractionResult([], [], "unresolved", prep.reason, ())
-        ents = add_defined_abbreviations(prep.text, [e for e in entities if e.confidence >= self.min_confidence])
+        ents = [e for e in entities if e.confidence >= self.min_confidence]
+        if self.findings is not None:  # a narrative report's findings where nothing else was found
+            ents = [e if e.method != "lexicon" or e.details.get("match") != "finding" else self._finish_entity(e)
+                    for e in self.findings.add(prep.text, ents)]
+        ents = add_defined_abbreviations(prep.text, ents)
         if self.context is not None:
             ents = self.context.annotate(prep.text, ents)
         ents = add_medicine_attributes(prep.text, ents)
@@ -400,7 +407,9 @@ def _widen(e: Entity, group: list[Entity]) -> Entity:
 
 
 # the chain's own editable files beside the lexicon files (which extractor.chain.lexicon tracks itself)
-CHAIN_FILES = (RULES_FILE, CONTEXT_FILE, SECTIONS_FILE, NON_ENTITIES_FILE, LAB_CONTEXT_FILE, LAB_TESTS_FILE)
+CHAIN_FILES = (
+    RULES_FILE, CONTEXT_FILE, SECTIONS_FILE, NON_ENTITIES_FILE, LAB_CONTEXT_FILE, LAB_TESTS_FILE, FINDINGS_FILE
+)
 
 
 def lexicon_dir_fingerprint(lexicon_dir: Path) -> tuple[tuple[str, int, int], ...]:

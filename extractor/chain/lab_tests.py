@@ -22,8 +22,9 @@ explained in the entity's ``details["test"]`` (the cue that decided).
 A medicine *class* or therapy ("chemotherapy", "beta-blockers", "antibiotics"; ``class`` rows) is a medicine
 when the text says it is given: a treatment cue in the words before it in its sentence ("received adjuvant
 chemotherapy", "started on a beta-blocker", "treated with antibiotics") or right after it ("antibiotic therapy
-was started"). Elsewhere it is a topic, not a treatment ("chemotherapy-induced nausea", "opioid receptors") and
-is dropped.
+was started"), or anywhere in a narrative report about one patient (calibration.py ``narrative``: "after
+chemotherapy, she underwent ...", "further chemotherapy was stopped"). Elsewhere (an abstract, a criterion) it is
+a topic, not a treatment ("chemotherapy-induced nausea", "opioid receptors") and is dropped.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extractor.chain.calibration import narrative
 from extractor.chain.model import MEDICINE, Entity
 from extractor.chain.non_entities import normalise
 
@@ -159,9 +161,12 @@ class LabTests:
         a medicine class that is not given is dropped."""
         kept: list[Entity] = []
         tests: list[Entity] = []
+        # in a narrative report about one patient a class or therapy named is the patient's ("after chemotherapy",
+        # "further chemotherapy was stopped"); in an abstract or a criterion it is a topic unless a cue says given
+        report = narrative(text)
         for e in entities:
             if e.label == MEDICINE and self.names.get(normalise(e.surface)) == "class":
-                if self.given(text, e):
+                if report or self.given(text, e):
                     kept.append(e)
                 continue
             cue = self.test_cue(text, e) if e.label == MEDICINE else None

@@ -209,6 +209,7 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
             errors.append(str(exc))
     # the regex rules and the context triggers live beside the lexicons: validate them the same way
     from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextError, load_sections, load_triggers
+    from extractor.chain.findings import FINDINGS_FILE, FindingsError, load_findings
     from extractor.chain.lab_tests import (
         LAB_CONTEXT_FILE,
         LAB_TESTS_FILE,
@@ -226,6 +227,7 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
         (NON_ENTITIES_FILE, NonEntities.load, NonEntityError),
         (LAB_CONTEXT_FILE, load_lab_context, LabContextError),
         (LAB_TESTS_FILE, load_lab_tests, LabContextError),
+        (FINDINGS_FILE, load_findings, FindingsError),
     ):
         if not (d / fname).is_file():
             warnings.append(f"{fname}:0: missing: the chain's regex/context step needs it")

@@ -26,7 +26,7 @@ def _lex(surface: str = "asthma") -> Entity:
         "A 45-year-old man presented with chest pain and dyspnea.",
         "On admission, she was febrile and hypotensive.",
         "The patient underwent resection of the mass.",
-        "He was treated with intravenous ceftriaxone.",
+        "He was treated with intravenous ceftriaxone. His fever resolved.",
     ],
 )
 def test_narrative_reports_are_recognised(text: str) -> None:
@@ -41,6 +41,9 @@ def test_narrative_reports_are_recognised(text: str) -> None:
         "Pt c/o chest pain, hx of HTN. Started lisinopril 10 mg daily.",  # a typed note: not a narrative report
         "Lipitor gave me leg cramps",
         "Others were treated with heparin.",  # "treated" alone is not "was treated"; "Others" is not "her"
+        # one cue is too little: abstracts mention a case or "her" in passing
+        "A 45-year-old woman developed hepatitis after isoniazid.",
+        "Her-2 positive tumours responded to trastuzumab.",
     ],
 )
 def test_other_text_is_not_narrative(text: str) -> None:
@@ -51,7 +54,9 @@ def test_length_band_carries_the_genre() -> None:
     assert length_band("Fever and cough.") == "s."
     assert length_band("Fever and cough.", "n") == "s.n"
     seg = Segments("A 60-year-old woman had fever. Then cough")
-    assert seg.band(0) == "s.n" and seg.band(32) == "s-n"  # the whole entry's genre, each sentence's shape
+    assert seg.band(0) == "s." and seg.band(32) == "s-"  # one cue: not a report
+    seg = Segments("A 60-year-old woman was admitted with fever. Then cough")
+    assert seg.band(0) == "s.n" and seg.band(46) == "s-n"  # the whole entry's genre, each sentence's shape
 
 
 def test_narrative_keys_fall_back_to_the_same_shape_then_to_any_text() -> None:
