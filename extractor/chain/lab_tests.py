@@ -73,6 +73,13 @@ _BARE_NUMBER_AFTER = re.compile(rf"\s*(?::|=|,|was|is|of)?\s*{_NUM}(?!\s*[a-zA-Z
 _ENZYME_AFTER = re.compile(r"[\s-]*[a-z]*(?:ase|ases)\b", re.IGNORECASE)
 
 
+# between two items of a list: a comma, "and", "or", "as well as", a parenthesised abbreviation or figure
+_TEST_LIST_GAP = re.compile(
+    r"(?:\s*\([^();\n]{1,40}\))?\s*(?:,|;|/)?\s*(?:(?:and|or|as well as|and/or)\s+)?",
+    re.IGNORECASE,
+)
+
+
 class LabContextError(ValueError):
     """lab_context.tsv is malformed; the message names file and line."""
 
@@ -100,6 +107,17 @@ class LabTests:
                 self._anywhere[kind] = re.compile(rf"(?:^|[^\w-])(?:{alt})(?![\w-])", re.IGNORECASE)
             else:
                 self._after[kind] = re.compile(rf"[\s)]*(?:{alt})(?![\w])", re.IGNORECASE)
+        # an item further down a list that a test cue opens: "positive for S-100, HMB-45, melan-A and vimentin"
+        tb = self.cues.get("test_before")
+        self._list_after_cue = (
+            re.compile(
+                rf"(?:^|[^\w-])(?:{_phrase_pattern(tb)})\s+(?:[^,;.()\n]{{1,40}}(?:\([^()\n]{{0,30}}\))?"
+                r"(?:\s*,\s*(?:(?:and|or|as well as)\s+)?|\s+(?:and|or|as well as)\s+)){1,8}$",
+                re.IGNORECASE,
+            )
+            if tb
+            else None
+        )
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -119,15 +137,22 @@ class LabTests:
 
     def test_cue(self, text: str, e: Entity) -> str | None:
         """Why ``e`` reads as a test here (the deciding cue), or None when it is a medicine."""
+        return self._decide(text, e)[1]
+
+    def _decide(self, text: str, e: Entity) -> tuple[bool, str | None]:
+        """(a treatment cue touches it, the test cue that decides or None)."""
         before = text[max(0, e.start - WINDOW) : e.start]
         after = text[e.end : e.end + WINDOW]
         for kind in ("treatment_before", "treatment_after"):
             if self._touches(kind, before, after):
-                return None
+                return True, None
         if _LINKED_PERCENT_AFTER.match(after):
-            return "value"
+            return False, "value"
         if _DOSE_AFTER.match(after) or _DOSE_BEFORE.search(before):
-            return None
+            return True, None
+        return False, self._test_cue(before, after, e, text[max(0, e.start - 3 * WINDOW) : e.start])
+
+    def _test_cue(self, before: str, after: str, e: Entity, long_before: str = "") -> str | None:
         name = self.names.get(normalise(e.surface)) or (
             self.names.get(normalise(e.canonical)) if e.canonical else None
         )
@@ -137,6 +162,11 @@ class LabTests:
             cue = self._touches(kind, before, after)
             if cue:
                 return cue
+        m = self._list_after_cue.search(long_before) if self._list_after_cue is not None else None
+        if m and not any(
+            pat.search(m.group(0)) for kind, pat in self._anywhere.items() if kind.startswith(("treatment", "weak"))
+        ):  # "positive for HIV, and was started on tenofovir, emtricitabine": the list changed hands
+            return "list after a test cue"
         if _ENZYME_AFTER.match(after) and not after[:1].isalnum():
             return "enzyme"
         if name is not None and _BARE_NUMBER_AFTER.match(after):
@@ -164,16 +194,32 @@ class LabTests:
         # in a narrative report about one patient a class or therapy named is the patient's ("after chemotherapy",
         # "further chemotherapy was stopped"); in an abstract or a criterion it is a topic unless a cue says given
         report = narrative(text)
+        meds: list[Entity] = []
         for e in entities:
             if e.label == MEDICINE and self.names.get(normalise(e.surface)) == "class":
                 if report or self.given(text, e):
                     kept.append(e)
-                continue
-            cue = self.test_cue(text, e) if e.label == MEDICINE else None
+            elif e.label == MEDICINE:
+                meds.append(e)
+            else:
+                kept.append(e)
+        decided = [self._decide(text, e) for e in meds]
+        cues = [cue for _, cue in decided]
+        # a list of markers or analytes shares its cue: "positive for S-100, HMB-45 and vimentin", "CEA, CA19-9 and
+        # NSE were within normal ranges"; an item with a treatment cue of its own (a dose, "started") stays a medicine
+        for order in (range(1, len(meds)), range(len(meds) - 2, -1, -1)):
+            for k in order:
+                j = k - 1 if order.step == 1 else k + 1
+                if cues[k] is None and cues[j] is not None and not decided[k][0]:
+                    a, b = (meds[j], meds[k]) if j < k else (meds[k], meds[j])
+                    if _TEST_LIST_GAP.fullmatch(text, a.end, b.start):
+                        cues[k] = "list of tests"
+        for e, cue in zip(meds, cues, strict=True):
             if cue is None:
                 kept.append(e)
             else:
                 tests.append(e.with_(details=dict(e.details, test=cue)))
+        kept.sort(key=lambda e: (e.start, e.end))
         return kept, tests
 
 

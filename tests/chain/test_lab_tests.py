@@ -47,6 +47,36 @@ CASES = [
     ("Insulin and metformin were continued.", "Insulin", 0, False),  # dual use: never a test by name alone
     ("The ammonia concentration was normal.", "ammonia", 0, True),
     ("Aspirin 81 mg daily.", "Aspirin", 0, False),
+    # new cues, one case each
+    ("The isolates were resistant to oxacillin.", "oxacillin", 0, True),
+    ("The strain was susceptible to vancomycin.", "vancomycin", 0, True),
+    ("The isolate was sensitive to ceftriaxone.", "ceftriaxone", 0, True),
+    ("It showed resistance to rifampicin.", "rifampicin", 0, True),
+    ("Testing showed susceptibility to meropenem.", "meropenem", 0, True),
+    ("The sputum cultured Pseudomonas aeruginosa.", "Pseudomonas aeruginosa", 0, True),
+    ("The blood culture grew Candida albicans.", "Candida albicans", 0, True),
+    ("The biopsy yielded Candida albicans.", "Candida albicans", 0, True),
+    ("Cultures isolated Staphylococcus aureus.", "Staphylococcus aureus", 0, True),
+    ("The area was stained by alcian blue.", "alcian blue", 0, True),
+    ("Sections were stained with trichrome.", "trichrome", 0, True),
+    ("Focal positivity for desmin.", "desmin", 0, True),
+    ("Strong reactivity for cyclin D1.", "cyclin D1", 0, True),
+    ("Diffuse expression for vimentin.", "vimentin", 0, True),
+    ("CEA and NSE were all within normal ranges.", "NSE", 0, True),
+    ("Cortisol and ACTH were all normal.", "ACTH", 0, True),
+    ("ANA and ANCA were all negative.", "ANCA", 0, True),
+    ("CK and LDH were all elevated.", "LDH", 0, True),
+    ("Tumour markers within normal ranges.", "Tumour markers", 0, True),
+    ("Hematoxylin and eosin-stained sections.", "eosin", 0, True),
+    ("Trichrome stained sections.", "Trichrome", 0, True),
+    ("HLA genotyping was performed.", "HLA", 0, True),
+    # diagnostic agents and stains are not treatments
+    ("Accumulation of fluorodeoxyglucose in the gallbladder.", "fluorodeoxyglucose", 0, True),
+    ("Fluorescein angiography showed leakage.", "Fluorescein", 0, True),
+    # a list a test cue opens: every item is a test ...
+    ("positive for S-100, HMB-45, melan-A and vimentin", "vimentin", 0, True),
+    # ... until a treatment cue takes the list over
+    ("positive for HIV, and was started on tenofovir, emtricitabine and dolutegravir", "emtricitabine", 0, False),
 ]
 
 
@@ -62,6 +92,24 @@ def test_split_moves_tests_with_the_cue(lab: LabTests) -> None:
     kept, tests = lab.split(text, [a, b])
     assert kept == [b]
     assert [t.start for t in tests] == [a.start] and tests[0].details["test"]
+
+
+@pytest.mark.parametrize(
+    ("text", "tests", "medicines"),
+    [
+        ("Tumour cells were positive for vimentin, synaptophysin and chromogranin.",
+         ["vimentin", "synaptophysin", "chromogranin"], []),
+        ("Carcinoembryonic antigen, cytokeratin 19 and enolase were all within normal ranges.",
+         ["Carcinoembryonic antigen", "cytokeratin 19", "enolase"], []),
+        ("Treated with aspirin, clopidogrel and heparin.", [], ["aspirin", "clopidogrel", "heparin"]),
+        # an item with its own dose is a medicine even in a list after a test
+        ("Serum calcium 11.2 mg/dL, magnesium 2 g IV given.", ["calcium"], ["magnesium"]),
+    ],
+)
+def test_a_list_shares_its_test_cue(lab: LabTests, text: str, tests: list[str], medicines: list[str]) -> None:
+    kept, moved = lab.split(text, [_ent(text, s) for s in tests + medicines])
+    assert sorted(e.surface for e in moved) == sorted(tests)
+    assert sorted(e.surface for e in kept) == sorted(medicines)
 
 
 def test_illnesses_are_never_tests(lab: LabTests) -> None:
