@@ -55,14 +55,14 @@ HEADERS: dict[str, tuple[str, ...]] = {
     STOPTERMS: ("term", "label", "scope", "reason"),
     STOPTERMS_GENERATED: ("term", "label", "scope", "reason"),
 }
-OPTIONAL_COLUMNS = {"illnesses.tsv": ("xrefs",), "medicines.tsv": ("xrefs",)}
+OPTIONAL_COLUMNS = {"illnesses.tsv": ("xrefs",), "medicines.tsv": ("xrefs",), ABBREVIATIONS: ("after",)}
 
 # Provisional confidences per match kind (the lead calibrates per method from ``score`` and ``details``).
 CONFIDENCE = {"exact": 0.9, "curated": 0.95, "abbreviation": 0.8, "misspelling": 0.85, "inflection": 0.8}
 FUZZY_CONF_RANGE = (0.3, 0.6)  # fuzzy precision measured ~0.35 on bc5cdr_dev
 FUZZY_MIN_LEN = 5
 STAGE_FUZZY_MIN_TERM_LEN = 6
-CACHE_FORMAT = 5  # bump when the pickled structure changes
+CACHE_FORMAT = 6  # bump when the pickled structure changes
 
 # Words: runs of letters/digits; every other non-space character is its own token. Hyphens are not tokens:
 # "Famotidine-associated" -> "Famotidine", "associated"; "alpha-methyldopa" == "alpha methyldopa".
@@ -217,6 +217,9 @@ class Lexicon:
     stage_fuzzy_terms: dict[str, int] = field(default_factory=dict)  # the stage's fuzzy targets
     fuzzy_block: frozenset[str] = frozenset()
     stops: list[StopTerm] = field(default_factory=list)
+    # abbreviations that count only after one of their cue words ("denies CP", "c/o CP": chest pain; elsewhere CP
+    # is cerebral palsy or a drug): surface -> [(regex on the text before it, row index)]
+    gated: dict[str, list[tuple[re.Pattern[str], int]]] = field(default_factory=dict)
     version: str = ""
     directory: Path | None = None
     fuzzy_cutoff: float = DEFAULT_CUTOFF
@@ -316,7 +319,7 @@ class Lexicon:
                 label = _check_label(CURATED_TERMS, lineno, r["label"])
                 add(_term_row(r, label, CURATED_TERMS, lineno, "curated"), override=True)
         if (d / ABBREVIATIONS).is_file():
-            for lineno, r in read_tsv(d / ABBREVIATIONS, HEADERS[ABBREVIATIONS]):
+            for lineno, r in read_tsv(d / ABBREVIATIONS, HEADERS[ABBREVIATIONS], OPTIONAL_COLUMNS[ABBREVIATIONS]):
                 _check_row(ABBREVIATIONS, lineno, r["abbreviation"], r["code_system"])
                 label = _check_label(ABBREVIATIONS, lineno, r["label"])
                 if not r["expansion"].strip():
@@ -326,18 +329,22 @@ class Lexicon:
                     hit = ci.get(norm_key(r["expansion"]))
                     if hit is not None and rows[hit].label == label:
                         code, system = rows[hit].code, rows[hit].code_system
-                add(
-                    Row(
-                        r["abbreviation"],
-                        label,
-                        r["expansion"],
-                        code,
-                        system,
-                        f"{ABBREVIATIONS}:{lineno}",
-                        "abbreviation",
-                    ),
-                    override=True,
+                row = Row(
+                    r["abbreviation"], label, r["expansion"], code, system, f"{ABBREVIATIONS}:{lineno}", "abbreviation"
                 )
+                after = (r.get("after") or "").strip()
+                if after:  # only after one of these words: kept out of the index, checked where it occurs
+                    words = [w.strip() for w in after.split("|") if w.strip()]
+                    if not words:
+                        raise LexiconError(f"{ABBREVIATIONS}:{lineno}: empty 'after' list")
+                    alt = "|".join(r"\s+".join(re.escape(x) for x in w.split()) for w in words)
+                    key = r["abbreviation"] if is_case_sensitive(r["abbreviation"]) else r["abbreviation"].lower()
+                    rows.append(row)
+                    lex.gated.setdefault(key, []).append(
+                        (re.compile(rf"(?:^|[^\w/])(?:{alt})\s+$", re.IGNORECASE), len(rows) - 1)
+                    )
+                else:
+                    add(row, override=True)
         if (d / MISSPELLINGS).is_file():
             for lineno, r in read_tsv(d / MISSPELLINGS, HEADERS[MISSPELLINGS]):
                 _check_row(MISSPELLINGS, lineno, r["misspelling"], "")
@@ -538,6 +545,15 @@ class LexiconStage:
                     # a stem of 3 letters or fewer is an abbreviation, not a word to inflect ("ach" -> "aches")
                     if r is not None and rows[r].kind != "abbreviation" and len(rows[r].term) > 3:
                         best_len, best_row, kind = 1, r, "inflection"
+            if best_row < 0 and lex.gated:
+                tok = toks[i][2]
+                for pat, r in lex.gated.get(tok, ()) or lex.gated.get(tok.lower(), ()):
+                    if (is_case_sensitive(rows[r].term) and tok != rows[r].term) or not pat.search(
+                        text[max(0, toks[i][0] - 30) : toks[i][0]]
+                    ):
+                        continue
+                    best_len, best_row = 1, r
+                    break
             if best_row >= 0 and not self._blocked(text, toks, i, i + best_len):
                 row = rows[best_row]
                 s, e = toks[i][0], toks[i + best_len - 1][1]

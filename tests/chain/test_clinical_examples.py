@@ -88,6 +88,10 @@ CASES = [
     ("72F w/ hx of HTN, DM2 and CKD stage 3 presents w/ SOB x3d", {"HTN": ("ILLNESS", {"historical"}), "SOB": ("ILLNESS", set())}, [], ("shortness of breath", None)),
     ("s/p CABG 2015, AFib on apixaban 5 mg BID. Presents with melena.", {"AFib": ("ILLNESS", set()), "apixaban": ("MEDICINE", set())}, [], ("*", "Apixaban")),
     ("Serum calcium 11.2 mg/dL. Started calcium supplements.", {"calcium": ("MEDICINE", set())}, [], (None, "*")),
+    # a context-gated abbreviation (abbreviations.tsv column "after"): chest pain after a symptom verb only
+    ("Denies CP.", {"CP": ("ILLNESS", {"negated"})}, [], (None, None)),
+    ("Pleuritic CP since yesterday.", {"CP": ("ILLNESS", set())}, [], ("chest pain", None)),
+    ("Children with CP were treated with baclofen.", {"baclofen": ("MEDICINE", set())}, ["CP"], (None, "*")),
     ("Rule out pneumonia. No signs of flu.", {"pneumonia": ("ILLNESS", {"hypothetical"}), "flu": ("ILLNESS", {"negated"})}, [], (None, None)),
 ]
 

@@ -360,3 +360,24 @@ def _make_hyp_stage() -> LexiconStage:
 
 
 _HYP_STAGE = _make_hyp_stage()
+
+
+def test_an_abbreviation_gated_by_the_words_before_it(tmp_path: Path) -> None:
+    abbr = (
+        "abbreviation\tlabel\texpansion\tcode\tcode_system\tnote\tafter\n"
+        "HTN\tILLNESS\thypertension\t\t\t\t\n"
+        "CP\tILLNESS\tchest pain\tR07.9\tICD-10-CM\t\tdenies|c/o|complains of\n"
+    )
+    st = LexiconStage(Lexicon.load(write_lexicon(tmp_path / "g", **{"abbreviations.tsv": abbr}), use_cache=False))
+    (e,) = st.extract("Denies CP.")
+    assert (e.surface, e.canonical, e.code, e.source) == ("CP", "chest pain", "R07.9", "abbreviations.tsv:3")
+    assert [x.surface for x in st.extract("Pt complains of  CP")] == ["CP"]
+    assert st.extract("Children with CP.") == []  # cerebral palsy: not after a cue word
+    assert st.extract("Denies cp.") == []  # a short capitals-only abbreviation is case-sensitive
+    assert [x.surface for x in st.extract("HTN, denies CP")] == ["HTN", "CP"]  # the other rows are untouched
+
+
+def test_a_gated_abbreviation_needs_cue_words(tmp_path: Path) -> None:
+    abbr = "abbreviation\tlabel\texpansion\tcode\tcode_system\tnote\tafter\nCP\tILLNESS\tchest pain\t\t\t\t|\n"
+    with pytest.raises(LexiconError, match=r"abbreviations.tsv:2: empty 'after' list"):
+        Lexicon.load(write_lexicon(tmp_path / "bad", **{"abbreviations.tsv": abbr}), use_cache=False)
