@@ -55,7 +55,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
     STOPTERMS: ("term", "label", "scope", "reason"),
     STOPTERMS_GENERATED: ("term", "label", "scope", "reason"),
 }
-OPTIONAL_COLUMNS = {"illnesses.tsv": ("xrefs",), "medicines.tsv": ("xrefs",), ABBREVIATIONS: ("after",)}
+OPTIONAL_COLUMNS = {"illnesses.tsv": ("xrefs",), "medicines.tsv": ("xrefs",), ABBREVIATIONS: ("after", "unless_next")}
 
 # Provisional confidences per match kind (the lead calibrates per method from ``score`` and ``details``).
 CONFIDENCE = {"exact": 0.9, "curated": 0.95, "abbreviation": 0.8, "misspelling": 0.85, "inflection": 0.8}
@@ -152,6 +152,17 @@ def read_tsv(
             raise LexiconError(f"{name}:1: empty file (no header)")
 
 
+def _words_re(spec: str, name: str, lineno: int, column: str, shape: str) -> re.Pattern[str] | None:
+    """A regex of the words in ``spec`` ("a|b c|d"), placed in ``shape``; None for an empty spec."""
+    if not spec:
+        return None
+    words = [w.strip() for w in spec.split("|") if w.strip()]
+    if not words:
+        raise LexiconError(f"{name}:{lineno}: empty {column!r} list")
+    alt = "|".join(r"\s+".join(re.escape(x) for x in w.split()) for w in words)
+    return re.compile(shape.format(alt), re.IGNORECASE)
+
+
 def _check_label(name: str, lineno: int, label: str, allow_star: bool = False) -> str:
     ok = LABELS + (("*",) if allow_star else ())
     if label not in ok:
@@ -218,8 +229,9 @@ class Lexicon:
     fuzzy_block: frozenset[str] = frozenset()
     stops: list[StopTerm] = field(default_factory=list)
     # abbreviations that count only after one of their cue words ("denies CP", "c/o CP": chest pain; elsewhere CP
-    # is cerebral palsy or a drug): surface -> [(regex on the text before it, row index)]
-    gated: dict[str, list[tuple[re.Pattern[str], int]]] = field(default_factory=dict)
+    # is cerebral palsy or a drug) or not before others ("ASA physical status" is not aspirin):
+    # surface -> [(regex the text before it must end with, regex the text after it must not start with, row)]
+    gated: dict[str, list[tuple[re.Pattern[str] | None, re.Pattern[str] | None, int]]] = field(default_factory=dict)
     version: str = ""
     directory: Path | None = None
     fuzzy_cutoff: float = DEFAULT_CUTOFF
@@ -332,17 +344,18 @@ class Lexicon:
                 row = Row(
                     r["abbreviation"], label, r["expansion"], code, system, f"{ABBREVIATIONS}:{lineno}", "abbreviation"
                 )
-                after = (r.get("after") or "").strip()
-                if after:  # only after one of these words: kept out of the index, checked where it occurs
-                    words = [w.strip() for w in after.split("|") if w.strip()]
-                    if not words:
-                        raise LexiconError(f"{ABBREVIATIONS}:{lineno}: empty 'after' list")
-                    alt = "|".join(r"\s+".join(re.escape(x) for x in w.split()) for w in words)
-                    key = r["abbreviation"] if is_case_sensitive(r["abbreviation"]) else r["abbreviation"].lower()
+                after, unless = (r.get("after") or "").strip(), (r.get("unless_next") or "").strip()
+                if after or unless:  # a gated row: kept out of the index, checked where it occurs
                     rows.append(row)
-                    lex.gated.setdefault(key, []).append(
-                        (re.compile(rf"(?:^|[^\w/])(?:{alt})\s+$", re.IGNORECASE), len(rows) - 1)
-                    )
+                    key = r["abbreviation"] if is_case_sensitive(r["abbreviation"]) else r["abbreviation"].lower()
+                    # the gate decides for this surface: a generated row of the same words does not match either
+                    cs.pop(cs_key(r["abbreviation"]), None)
+                    ci.pop(norm_key(r["abbreviation"]), None)
+                    lex.gated.setdefault(key, []).append((
+                        _words_re(after, ABBREVIATIONS, lineno, "after", r"(?:^|[^\w/])(?:{})\s+$"),
+                        _words_re(unless, ABBREVIATIONS, lineno, "unless_next", r"[\s()]*(?:{})(?![\w-])"),
+                        len(rows) - 1,
+                    ))
                 else:
                     add(row, override=True)
         if (d / MISSPELLINGS).is_file():
@@ -547,10 +560,12 @@ class LexiconStage:
                         best_len, best_row, kind = 1, r, "inflection"
             if best_row < 0 and lex.gated:
                 tok = toks[i][2]
-                for pat, r in lex.gated.get(tok, ()) or lex.gated.get(tok.lower(), ()):
-                    if (is_case_sensitive(rows[r].term) and tok != rows[r].term) or not pat.search(
-                        text[max(0, toks[i][0] - 30) : toks[i][0]]
-                    ):
+                for before_re, next_re, r in lex.gated.get(tok, ()) or lex.gated.get(tok.lower(), ()):
+                    if is_case_sensitive(rows[r].term) and tok != rows[r].term:
+                        continue
+                    if before_re is not None and not before_re.search(text[max(0, toks[i][0] - 30) : toks[i][0]]):
+                        continue
+                    if next_re is not None and next_re.match(text, toks[i][1], toks[i][1] + 30):
                         continue
                     best_len, best_row = 1, r
                     break

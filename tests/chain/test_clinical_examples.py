@@ -92,6 +92,8 @@ CASES = [
     ("Denies CP.", {"CP": ("ILLNESS", {"negated"})}, [], (None, None)),
     ("Pleuritic CP since yesterday.", {"CP": ("ILLNESS", set())}, [], ("chest pain", None)),
     ("Children with CP were treated with baclofen.", {"baclofen": ("MEDICINE", set())}, ["CP"], (None, "*")),
+    # ASA is the anaesthesia risk score before "physical status" / a class, aspirin elsewhere
+    ("ASA physical status II, on ASA 81 mg daily.", {"ASA": ("MEDICINE", set())}, [], (None, "aspirin")),
     ("Rule out pneumonia. No signs of flu.", {"pneumonia": ("ILLNESS", {"hypothetical"}), "flu": ("ILLNESS", {"negated"})}, [], (None, None)),
 ]
 

@@ -381,3 +381,17 @@ def test_a_gated_abbreviation_needs_cue_words(tmp_path: Path) -> None:
     abbr = "abbreviation\tlabel\texpansion\tcode\tcode_system\tnote\tafter\nCP\tILLNESS\tchest pain\t\t\t\t|\n"
     with pytest.raises(LexiconError, match=r"abbreviations.tsv:2: empty 'after' list"):
         Lexicon.load(write_lexicon(tmp_path / "bad", **{"abbreviations.tsv": abbr}), use_cache=False)
+
+
+def test_an_abbreviation_blocked_by_the_words_after_it(tmp_path: Path) -> None:
+    abbr = (
+        "abbreviation\tlabel\texpansion\tcode\tcode_system\tnote\tafter\tunless_next\n"
+        "ASA\tMEDICINE\taspirin\t\t\t\t\tphysical|status|class|I|II|III\n"
+    )
+    med = MED + "ASA\tAspirin\tDB00945\tDrugBank\tdrug-ner\tname_or_synonym\n"  # a generated row of the same words
+    d = write_lexicon(tmp_path / "u", **{"abbreviations.tsv": abbr, "medicines.tsv": med})
+    st = LexiconStage(Lexicon.load(d, use_cache=False))
+    assert [(e.surface, e.canonical) for e in st.extract("Continue ASA and metformin.")] == [
+        ("ASA", "aspirin"), ("metformin", "Metformin")]
+    for text in ("ASA physical status 1 to 3", "Healthy patients (ASA I)", "(ASA) class III"):
+        assert [e.surface for e in st.extract(text)] == [], text  # the generated row is gated too
