@@ -23,11 +23,13 @@ from pathlib import Path
 
 from extractor.chain.calibration import narrative
 from extractor.chain.model import CODE_SYSTEMS, ILLNESS, Entity
+from extractor.chain.segments import SpanIndex
 
 FINDINGS_FILE = "findings.tsv"
 COLUMNS = ("term", "canonical", "code", "code_system", "note")
 PRIOR = 0.6  # provisional confidence; models/calibration.json refines it
 BLOCK = "-"
+_WORD = re.compile(r"\w[\w-]*")  # a hyphenated word is one ("ground-glass", "space-occupying")
 
 
 class FindingsError(ValueError):
@@ -85,9 +87,11 @@ class Findings:
 
     def __init__(self, rows: Sequence[Finding]) -> None:
         self.rows = {r.term: r for r in rows}
-        terms = sorted(self.rows, key=len, reverse=True)  # longest first: "pleural thickening" before "thickening"
-        body = "|".join(r"\s+".join(re.escape(w) for w in t.split()) for t in terms)
-        self._re = re.compile(rf"(?<![\w-])(?:{body})(?![\w-])", re.IGNORECASE) if terms else None
+        # first word -> (words, row), longest first: "pleural thickening" before "thickening"
+        self._first: dict[str, list[tuple[tuple[str, ...], Finding]]] = {}
+        for r in sorted(rows, key=lambda r: -len(r.term.split())):
+            words = tuple(r.term.split())
+            self._first.setdefault(words[0], []).append((words, r))
 
     @classmethod
     def from_dir(cls, lexicon_dir: Path) -> Findings | None:
@@ -96,16 +100,31 @@ class Findings:
 
     def add(self, text: str, entities: Sequence[Entity]) -> list[Entity]:
         """``entities`` plus a finding entity for each finding word no entity covers, in a narrative report."""
-        if self._re is None or not narrative(text):
+        if not self._first or not narrative(text):
             return list(entities)
-        spans = sorted((e.start, e.end) for e in entities)
+        toks = [(m.start(), m.end(), m.group(0).lower()) for m in _WORD.finditer(text)]
+        taken = SpanIndex(entities)
         out = list(entities)
-        for m in self._re.finditer(text):
-            row = self.rows[" ".join(m.group(0).lower().split())]
-            if row.canonical == BLOCK or any(s < m.end() and m.start() < e for s, e in spans):
+        i, n = 0, len(toks)
+        while i < n:
+            hit = None
+            for words, row in self._first.get(toks[i][2], ()):
+                k = len(words)
+                if i + k <= n and all(toks[i + j][2] == w for j, w in enumerate(words)) and all(
+                    not text[toks[i + j][1] : toks[i + j + 1][0]].strip() for j in range(k - 1)
+                ):
+                    hit = (k, row)
+                    break
+            if hit is None:
+                i += 1
+                continue
+            k, row = hit
+            start, end = toks[i][0], toks[i + k - 1][1]
+            i += k
+            if row.canonical == BLOCK or taken.overlapping(start, end):
                 continue
             out.append(Entity(
-                m.group(0), m.start(), m.end(), ILLNESS, "lexicon", f"{FINDINGS_FILE}:{row.line}", PRIOR,
+                text[start:end], start, end, ILLNESS, "lexicon", f"{FINDINGS_FILE}:{row.line}", PRIOR,
                 canonical=row.canonical, code=row.code, code_system=row.code_system, score=100.0,
                 details={"match": "finding"},
             ))

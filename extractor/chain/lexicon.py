@@ -530,6 +530,7 @@ class LexiconStage:
             return []
         lowers = [t[2].lower() for t in toks]
         ci, cs, ci_first, cs_first, rows = lex.ci, lex.cs, lex.ci_first, lex.cs_first, lex.rows
+        gated = lex.gated
         out: list[Entity] = []
         matched = [False] * n
         i = 0
@@ -558,10 +559,9 @@ class LexiconStage:
                     # a stem of 3 letters or fewer is an abbreviation, not a word to inflect ("ach" -> "aches")
                     if r is not None and rows[r].kind != "abbreviation" and len(rows[r].term) > 3:
                         best_len, best_row, kind = 1, r, "inflection"
-            if best_row < 0 and lex.gated:
-                tok = toks[i][2]
-                for before_re, next_re, r in lex.gated.get(tok, ()) or lex.gated.get(tok.lower(), ()):
-                    if is_case_sensitive(rows[r].term) and tok != rows[r].term:
+            if best_row < 0 and gated:
+                for before_re, next_re, r in gated.get(toks[i][2], ()) or gated.get(lowers[i], ()):
+                    if is_case_sensitive(rows[r].term) and toks[i][2] != rows[r].term:
                         continue
                     if before_re is not None and not before_re.search(text[max(0, toks[i][0] - 30) : toks[i][0]]):
                         continue
