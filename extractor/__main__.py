@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "work": ("extractor.stream.worker", "run an extractor worker (Kafka consumer group member)"),
     "sink": ("extractor.stream.sink", "write processed entries from Kafka to MongoDB"),
     "dlq": ("extractor.stream.dlq", "inspect or replay the dead-letter topic"),
+    "connect-status": ("extractor.stream.connect_status", "export Kafka Connect task states as Prometheus metrics"),
     "db": ("extractor.tools.db", "create the MongoDB indexes the queries use (`db init`)"),
     "backfill": ("extractor.batch.backfill", "re-extract files of entries on Apache Spark into Parquet (+ MongoDB)"),
     "query": ("extractor.tools.query", "query MongoDB: a patient's entries, entries with a code, counts per code"),

@@ -15,14 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from services import connect, ferretdb, jars, kafka, postgres, secrets
+from services import connect, ferretdb, jars, kafka, postgres, prometheus, secrets
 from services.config import ServiceConfig
 from services.errors import ServiceError
 from services.process import port_open
 
 log = logging.getLogger(__name__)
 
-SERVICES: dict[str, ModuleType] = {"postgres": postgres, "ferretdb": ferretdb, "kafka": kafka, "connect": connect}
+SERVICES: dict[str, ModuleType] = {
+    "postgres": postgres, "ferretdb": ferretdb, "kafka": kafka, "connect": connect, "prometheus": prometheus,
+}
 # what each service needs running first
 NEEDS: dict[str, tuple[str, ...]] = {"ferretdb": ("postgres",), "connect": ("postgres", "ferretdb", "kafka")}
 
@@ -67,6 +69,8 @@ def install(cfg: ServiceConfig, names: list[str] | None = None) -> None:
         steps.append(postgres.install)
     if "ferretdb" in names:
         steps.append(ferretdb.ensure_binary)
+    if "prometheus" in names:
+        steps.append(prometheus.ensure_binary)
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = [pool.submit(step, cfg) for step in steps]
         errors = [f.exception() for f in futures if f.exception() is not None]
@@ -142,6 +146,10 @@ def up(cfg: ServiceConfig, only: list[str] | None = None) -> Endpoints:
         if not _start_unless_running("connect", cfg):
             connect.sync_connector_config(cfg)
         connect.wait(cfg)
+    if "prometheus" in names:
+        if not _start_unless_running("prometheus", cfg):
+            prometheus.reload(cfg)  # the rule file may have changed since it started
+        prometheus.wait(cfg)
     log.info("services up in %.1fs (install %.1fs)", time.monotonic() - t0, t_install)
     return endpoints(cfg)
 
@@ -178,6 +186,7 @@ def status(cfg: ServiceConfig) -> list[Row]:
         "ferretdb": (secrets.redact_uri(cfg.mongo_uri), cfg.mongo_port, lambda: ferretdb.ready(cfg)),
         "kafka": (cfg.bootstrap_servers, cfg.kafka_port, lambda: kafka.ready(cfg)),
         "connect": (cfg.connect_url, cfg.connect_port, lambda: _connect_state(cfg)),
+        "prometheus": (prometheus.url(), prometheus.port(), lambda: prometheus.ready(cfg)),
     }
     rows = []
     for name, (addr, port, check) in checks.items():

@@ -129,6 +129,7 @@ class Chain:
     min_confidence: float = 0.0
     lexicon_version: str = "none"
     model_name: str = "none"
+    reload_failures: int = 0  # lexicon edits that failed to load since start (the old chain stayed live)
     settings: Any = None
     _fingerprint: tuple[tuple[str, int, int], ...] = field(default=(), repr=False)
 
@@ -213,9 +214,12 @@ class Chain:
             fresh = Chain.from_settings(self.settings, nlp=getattr(ner, "nlp", None))
         except Exception as exc:  # noqa: BLE001 - any load error keeps the old chain
             log.error("lexicon reload failed, keeping version %s: %s", self.lexicon_version, exc)
+            self.reload_failures += 1
             return False
+        failures = self.reload_failures
         for f in self.__dataclass_fields__:
             setattr(self, f, getattr(fresh, f))
+        self.reload_failures = failures
         log.info("lexicons reloaded: version %s", self.lexicon_version)
         return True
 

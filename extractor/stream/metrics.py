@@ -31,7 +31,21 @@ DELIVERY_ERRORS = Counter("extractor_delivery_errors_total", "producer delivery 
                           ["component"])
 COMMITS = Counter("extractor_offset_commits_total", "synchronous offset commits", ["component", "outcome"])
 LEXICON_RELOADS = Counter("extractor_lexicon_reloads_total", "lexicon hot reloads that changed the chain")
-INFO = Gauge("extractor_chain_info", "1 for the chain version in use", ["extractor_version", "lexicon_version"])
+LEXICON_RELOAD_FAILURES = Counter(
+    "extractor_lexicon_reload_failures_total", "lexicon edits that failed to load (the previous chain stays live)"
+)
+INFO = Gauge("extractor_chain_info", "1 for the chain version in use",
+             ["extractor_version", "lexicon_version", "model_version"])
+# what each method reports: the confidence histogram per method and label; its mean drifting away from the
+# calibration baseline (the precision the table was fitted to) says the input changed (deploy/monitoring)
+CONFIDENCE = Histogram(
+    "extractor_entity_confidence", "calibrated confidence of the entities extracted", ["method", "label"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+)
+CALIBRATION_BASELINE = Gauge(
+    "extractor_calibration_baseline_confidence",
+    "mean precision of each method on the data models/calibration.json was fitted on", ["method"],
+)
 
 _started: set[int] = set()
 
@@ -54,6 +68,7 @@ def count_entities(results: Iterable[Any]) -> None:
         for e in (*r.illnesses, *r.medicines):
             key = (e.method, e.label)
             counts[key] = counts.get(key, 0) + 1
+            CONFIDENCE.labels(e.method, e.label).observe(float(e.confidence))
     for (method, label), n in counts.items():
         ENTITIES.labels(method, label).inc(n)
     for s, n in status.items():
@@ -81,6 +96,16 @@ def update_lag(consumer: Any, component: str) -> dict[tuple[str, int], int]:
     return lags
 
 
-def set_chain_info(extractor_version: str, lexicon_version: str) -> None:
+def set_chain_info(extractor_version: str, lexicon_version: str, model_version: str = "none") -> None:
     INFO.clear()
-    INFO.labels(extractor_version, lexicon_version).set(1)
+    INFO.labels(extractor_version, lexicon_version, model_version).set(1)
+
+
+def set_calibration_baseline(calibrator: Any) -> None:
+    """Per method, the precision the calibration table was fitted to (its ``regex`` / ``lexicon`` / ``ner``
+    buckets): what the mean reported confidence should stay near while the input looks like the fitting data."""
+    counts = getattr(calibrator, "counts", None) or {}
+    for method in ("regex", "lexicon", "ner"):
+        c, n = counts.get(method, (0, 0))
+        if n:
+            CALIBRATION_BASELINE.labels(method).set(round(c / n, 4))

@@ -234,19 +234,28 @@ class Worker:
         reload = getattr(self.chain, "reload_if_changed", None)
         if reload is None:
             return
+        failures = getattr(self.chain, "reload_failures", 0)
         try:
             if reload():
                 self.extractor_version, self.lexicon_version = chain_versions(self.chain)
                 self.chain_version = str(getattr(self.chain, "version", "") or self.lexicon_version)
                 metrics.LEXICON_RELOADS.inc()
-                metrics.set_chain_info(self.extractor_version, self.lexicon_version)
+                self._set_info()
                 log.info("lexicons reloaded: lexicon_version=%s", self.lexicon_version)
         except Exception as exc:  # a broken lexicon edit must not stop the worker: keep the old chain
             log.error("lexicon reload failed, keeping the current chain: %s", exc)
+            metrics.LEXICON_RELOAD_FAILURES.inc()
+        if getattr(self.chain, "reload_failures", 0) > failures:
+            metrics.LEXICON_RELOAD_FAILURES.inc(getattr(self.chain, "reload_failures", 0) - failures)
+
+    def _set_info(self) -> None:
+        metrics.set_chain_info(self.extractor_version, self.lexicon_version,
+                               str(getattr(self.chain, "model_name", "none") or "none"))
+        metrics.set_calibration_baseline(getattr(self.chain, "calibrator", None))
 
     def run(self, *, max_idle_s: float | None = None, max_messages: int | None = None) -> WorkerStats:
         self.subscribe()
-        metrics.set_chain_info(self.extractor_version, self.lexicon_version)
+        self._set_info()
         last_msg = last_reload = last_report = self.clock()
         reported = 0
         try:
