@@ -48,6 +48,7 @@ CALIBRATION_BASELINE = Gauge(
 )
 
 _started: set[int] = set()
+LAG_EVERY_S = 2.0  # how often the worker and the sink refresh the lag gauge (cached watermarks: cheap)
 
 
 def serve(port: int | None) -> None:

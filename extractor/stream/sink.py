@@ -243,6 +243,8 @@ class Sink:
             "assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in p]), on_revoke=self._on_revoke,
             on_lost=self._on_lost)
         last_msg = last_report = time.monotonic()
+        last_lag = float("-inf")
+        lags: dict[tuple[str, int], int] = {}
         try:
             while not self.stop:
                 msgs = poll_batch(self.consumer, self.settings.batch_size, self.settings.poll_timeout_s)
@@ -253,8 +255,10 @@ class Sink:
                         break  # stopping while MongoDB is down: exit without committing
                 elif self._pending:
                     self._commit_pending(attempts=3)
-                if now - last_report >= 10:
+                if now - last_lag >= metrics.LAG_EVERY_S:  # the lag gauge: fresh for every scrape
                     lags = metrics.update_lag(self.consumer, self.component)
+                    last_lag = now
+                if now - last_report >= 10:
                     log.info("progress consumed=%d written=%d retries=%d lag=%d", self.stats.consumed,
                              self.stats.written, self.stats.retries, sum(lags.values()))
                     last_report = now

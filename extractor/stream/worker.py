@@ -257,6 +257,8 @@ class Worker:
         self.subscribe()
         self._set_info()
         last_msg = last_reload = last_report = self.clock()
+        last_lag = float("-inf")
+        lags: dict[tuple[str, int], int] = {}
         reported = 0
         try:
             while not self.stop:
@@ -270,8 +272,10 @@ class Worker:
                 if self.settings.lexicon_reload_s and now - last_reload >= self.settings.lexicon_reload_s:
                     last_reload = now
                     self.maybe_reload()
-                if now - last_report >= 10:
+                if now - last_lag >= metrics.LAG_EVERY_S:  # the lag gauge: fresh for every scrape
                     lags = metrics.update_lag(self.consumer, self.component)
+                    last_lag = now
+                if now - last_report >= 10:
                     log.info("progress consumed=%d processed=%d dead_lettered=%d (+%d) lag=%d",
                              self.stats.consumed, self.stats.processed, self.stats.dead_lettered,
                              self.stats.consumed - reported, sum(lags.values()))

@@ -33,6 +33,14 @@ RESOURCE_FIELDS = ("bootstrap_servers", "input_topic", "processed_topic", "dlq_t
                    "writer", "connect_url", "connector_name")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def isolated_settings(prefix: str | None = None, **overrides: Any) -> Settings:
     """Settings whose topics, groups and collection all carry ``prefix`` (fresh when None)."""
     prefix = prefix or f"run-{uuid.uuid4().hex[:8]}"
@@ -65,6 +73,10 @@ class Pipeline:
     writer_group: str | None = None  # the consumer group that writes processed-entries into MongoDB
     static_membership: bool = False  # workers get EXTRACTOR_GROUP_INSTANCE_ID=<group>-<name>
     created_connectors: list[str] = field(default_factory=list)
+    # with a services config: every process started gets a metrics port, listed for the local Prometheus
+    # (services/prometheus.py register_target), and a Connect writer gets a connect-status exporter
+    monitor: Any = None
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def start_writer(self, writer: str | None = None) -> str:
         """Start the MongoDB writer (``settings.writer`` unless given): the project's sink as a subprocess, or
@@ -89,6 +101,8 @@ class Pipeline:
             self.created_connectors.append(name)
         wait_connector_running(s, name)
         self.writer_group = f"connect-{name}"
+        if self.monitor is not None:
+            self.start("connect-status", None, "--interval", "5")
         return self.writer_group
 
     def start(self, kind: str, name: str | None = None, *args: str, env: dict[str, str] | None = None
@@ -101,10 +115,33 @@ class Pipeline:
             self.writer_group = self.settings.sink_group_id
         if kind == "work" and self.static_membership:  # a worker started again under its name takes its partitions back
             env = {"EXTRACTOR_GROUP_INSTANCE_ID": f"{self.settings.group_id}-{name}", **(env or {})}
+        if self.monitor is not None:
+            port = free_port()
+            env = {**(env or {}), "EXTRACTOR_METRICS_PORT": str(port)}
+            self.metrics_ports[name] = port
+            from services import prometheus
+
+            prometheus.register_target(self.monitor, f"{self.settings.group_id}-{name}", port,
+                                       {"process": kind})
         p = subprocess.Popen(cmd, env={**subprocess_env(self.settings), **(env or {})}, stdout=out,
                              stderr=subprocess.STDOUT, cwd=str(REPO_ROOT))
         self.procs[name] = p
         return p
+
+    def scrape(self, name: str, timeout: float = 5) -> str:
+        """The /metrics page of a monitored process."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics", timeout=timeout) as r:
+            return r.read().decode()
+
+    def unregister_targets(self) -> None:
+        if self.monitor is None:
+            return
+        from services import prometheus
+
+        for name in self.metrics_ports:
+            prometheus.unregister_target(self.monitor, f"{self.settings.group_id}-{name}")
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
         p = self.procs.pop(name)
