@@ -54,7 +54,8 @@ def demo(csv_path: Path | None = None, workers: int = 2, prefix: str | None = No
     path = sample_csv(csv_path)
     ensure_topics(settings)
     ensure_indexes(settings)
-    pipe = Pipeline(settings, REPO_ROOT / "out" / "demo-logs")
+    monitor = _local_prometheus()
+    pipe = Pipeline(settings, REPO_ROOT / "out" / "demo-logs", monitor=monitor)
     dlq_start = pipe.dlq_end_offsets()
     shown = "Kafka Connect MongoDB sink" if writer == "connect" else "the project's sink"
     print(f"demo: {path} -> {settings.input_topic} -> {workers} workers -> {settings.processed_topic} -> "
@@ -69,8 +70,11 @@ def demo(csv_path: Path | None = None, workers: int = 2, prefix: str | None = No
         print(summary.line(), flush=True)
         waited = pipe.wait_caught_up(timeout_s)
         elapsed = time.monotonic() - t0
+        if monitor is not None:
+            time.sleep(6)  # one more scrape of the final counters
     finally:
         pipe.stop_all()
+        pipe.unregister_targets()
     rec = pipe.reconcile(summary.entry_ids or [], dlq_start)
     producer_rejected = summary.dead_lettered
     ok = not rec["lost"] and rec["documents"] + rec["dead_lettered_entries"] == rec["produced"]
@@ -100,7 +104,26 @@ def demo(csv_path: Path | None = None, workers: int = 2, prefix: str | None = No
         keep["medicines"] = [{k: e.get(k) for k in ("text", "canonical", "code", "method", "dose", "frequency")}
                              for e in doc.get("medicines", [])]
         print(f"\nexample document {shown}:\n" + json.dumps(keep, indent=2, ensure_ascii=False))
+    if monitor is not None:
+        from services import prometheus
+
+        print(f"\nmonitoring: Prometheus {prometheus.url()} scraped this run's workers and writer every 5 s; "
+              f"alerts {prometheus.url()}/alerts (rules: deploy/monitoring/alerts.yml); the dashboard's panels "
+              f"as a picture: python scripts/plot_dashboard.py --minutes 5 --out out/dashboard.png; Grafana: "
+              f"import deploy/monitoring/dashboard.json")
     return 0 if ok else 1
+
+
+def _local_prometheus():  # type: ignore[no-untyped-def]
+    """The services config when `python -m services up`'s Prometheus is running (the demo is then scraped)."""
+    try:
+        from services import prometheus
+        from services.config import ServiceConfig
+
+        cfg = ServiceConfig.from_env()
+        return cfg if prometheus.ready(cfg) else None
+    except Exception:  # noqa: BLE001 - monitoring is optional for the demo
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,8 @@ from tests.deploy.conftest import OVERLAYS
 
 K8S_VERSION = "1.33.0"  # GKE's regular channel at the time of writing
 MEASURED_PEAK_RSS_MIB = 423  # python -m extractor bench chain (README, Figures)
-CRD_KINDS = {"ScaledObject", "TriggerAuthentication"}
+CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "PodMonitoring", "Rules"}
+GMP_VERSION = "v0.13.0"  # github.com/GoogleCloudPlatform/prometheus-engine: the CRDs of GKE's managed Prometheus
 
 
 def _objs(docs: list[dict], kind: str) -> dict[str, dict]:
@@ -156,7 +157,7 @@ def test_keda_objects_match_the_keda_crds(rendered: dict[str, list[dict]]) -> No
     import jsonschema
 
     for doc in rendered["gke"]:
-        if doc["kind"] in CRD_KINDS:
+        if doc["kind"] in {"ScaledObject", "TriggerAuthentication"}:
             schema = _keda_crd(doc["kind"])
             spec_schema = schema["properties"]["spec"]
             _no_extra(spec_schema)
@@ -212,3 +213,53 @@ def test_dockerfile_multi_stage_non_root_with_model_and_lexicons() -> None:
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".services", "out", "lexicons/.cache"} <= set(ignored)
     assert (OVERLAYS / "gke" / "kustomization.yaml").is_file()
+
+
+def _gmp_crd(kind: str) -> dict[str, Any]:
+    """The CRD schema of a Google Cloud Managed Service for Prometheus kind, from its Go module (module proxy)."""
+    from tests.deploy.conftest import TOOLS
+
+    cache = TOOLS / "gmp" / GMP_VERSION
+    name = {"PodMonitoring": "monitoring.googleapis.com_podmonitorings.yaml",
+            "Rules": "monitoring.googleapis.com_rules.yaml"}
+    path = cache / name[kind]
+    if not path.is_file():
+        out = subprocess.run(
+            ["go", "mod", "download", "-json", f"github.com/GoogleCloudPlatform/prometheus-engine@{GMP_VERSION}"],
+            capture_output=True, text=True, timeout=900, cwd=REPO_ROOT)
+        if out.returncode != 0:
+            pytest.fail(f"go mod download of prometheus-engine failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}",
+                        pytrace=False)
+        src = Path(json.loads(out.stdout)["Dir"]) / "charts" / "operator" / "crds"
+        cache.mkdir(parents=True, exist_ok=True)
+        for f in name.values():
+            (cache / f).write_bytes((src / f).read_bytes())
+    crd = yaml.safe_load(path.read_text())
+    (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    return v1["schema"]["openAPIV3Schema"]
+
+
+def test_managed_prometheus_objects_match_their_crds(rendered: dict[str, list[dict]]) -> None:
+    import jsonschema
+
+    kinds = {d["kind"]: d for d in rendered["gke"] if d["kind"] in {"PodMonitoring", "Rules"}}
+    assert set(kinds) == {"PodMonitoring", "Rules"}
+    for doc in rendered["gke"]:
+        if doc["kind"] in {"PodMonitoring", "Rules"}:
+            spec_schema = _gmp_crd(doc["kind"])["properties"]["spec"]
+            _no_extra(spec_schema)
+            jsonschema.validate(doc["spec"], spec_schema)
+    monitored = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]: d["spec"]["endpoints"][0]["port"]
+                 for d in rendered["gke"] if d["kind"] == "PodMonitoring"}
+    deployments = _objs(rendered["gke"], "Deployment")
+    for app, port in monitored.items():  # every scraped port is a named container port of that Deployment
+        containers = deployments[app]["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"] for c in containers for p in c.get("ports", [])}
+        assert port in ports, (app, port)
+
+
+def test_gke_rules_are_the_tested_rule_file() -> None:
+    """components/gmp/rules.yaml is deploy/monitoring/alerts.yml (promtool-tested) as a Rules resource."""
+    source = yaml.safe_load((REPO_ROOT / "deploy" / "monitoring" / "alerts.yml").read_text())["groups"]
+    built = yaml.safe_load((REPO_ROOT / "deploy" / "k8s" / "components" / "gmp" / "rules.yaml").read_text())
+    assert built["kind"] == "Rules" and built["spec"]["groups"] == source, "run python scripts/build_gmp_rules.py"
