@@ -11,7 +11,7 @@ import sys
 from services.config import ServiceConfig
 from services.errors import ServiceError
 
-NAMES = ("postgres", "ferretdb", "kafka", "connect")
+NAMES = ("postgres", "ferretdb", "kafka", "connect", "prometheus")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"  (connector {ep.connector_name}: {ep.connector_topic} -> "
                 f"{ep.mongo_database}.{ep.mongo_collection}, dead letters -> {ep.connector_dlq_topic})"
             )
+            if not args.names or "prometheus" in args.names:
+                from services import prometheus
+
+                print(f"prometheus {prometheus.url()}  (alerts: {prometheus.url()}/alerts; rules "
+                      f"deploy/monitoring/alerts.yml)")
         elif args.command == "down":
             manager.down(cfg, args.names or None, wipe=args.wipe)
         elif args.command == "status":

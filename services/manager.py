@@ -1,4 +1,4 @@
-"""``up`` / ``down`` / ``status`` over the four servers, in dependency order.
+"""``up`` / ``down`` / ``status`` over the servers (PostgreSQL, FerretDB, Kafka, Connect, Prometheus), in order.
 
 Order up: install (Maven jars, PostgreSQL + DocumentDB, the FerretDB build: side by side) -> PostgreSQL and
 Kafka (started together) -> FerretDB on PostgreSQL -> the project's topics and MongoDB indexes -> Kafka Connect
