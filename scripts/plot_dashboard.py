@@ -35,11 +35,11 @@ PANELS = [
     ("Lag per group (records)", "", [("sum by (component) (extractor_consumer_lag)", "{component}")]),
     ("Dead-lettered by reason (/s)", "reqps", [
         ("sum by (reason) (rate(extractor_dead_lettered_total[30s]))", "{reason}")]),
-    ("Batch latency (s)", "s", [
-        ("histogram_quantile(0.5, sum by (le) (rate(extractor_batch_seconds_bucket{component=\"worker\"}[30s])))",
-         "worker p50"),
+    ("Latency (s): entry = Kafka timestamp to durable output", "s", [
+        ("histogram_quantile(0.5, sum by (le) (rate(extractor_entry_latency_seconds_bucket[30s])))", "entry p50"),
+        ("histogram_quantile(0.95, sum by (le) (rate(extractor_entry_latency_seconds_bucket[30s])))", "entry p95"),
         ("histogram_quantile(0.95, sum by (le) (rate(extractor_batch_seconds_bucket{component=\"worker\"}[30s])))",
-         "worker p95"),
+         "batch p95 (worker)"),
     ]),
     ("Entities per method (/s)", "reqps", [
         ("sum by (method, label) (rate(extractor_entities_total[30s]))", "{method} {label}")]),

@@ -24,6 +24,11 @@ BATCH_SECONDS = Histogram(
 )
 BATCH_SIZE = Histogram("extractor_batch_size", "records per consumed batch", ["component"],
                        buckets=(1, 10, 50, 100, 250, 500, 1000, 2500))
+# from the moment Kafka took an entry (its record timestamp) to its document or dead letter being durable
+ENTRY_LATENCY = Histogram(
+    "extractor_entry_latency_seconds", "seconds from an entry's Kafka timestamp to its output being durable",
+    ["component"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
 CONSUMER_LAG = Gauge("extractor_consumer_lag", "high watermark minus position", ["component", "topic", "partition"])
 DOCS_WRITTEN = Counter("extractor_sink_documents_written_total", "documents upserted into MongoDB")
 SINK_RETRIES = Counter("extractor_sink_retries_total", "MongoDB batch writes retried", ["error_class"])

@@ -198,6 +198,12 @@ class Worker:
             self._pending[k] = max(o, self._pending.get(k, 0))
         self._commit_pending()
         metrics.BATCH_SECONDS.labels(self.component).observe(time.perf_counter() - t0)
+        now_ms = time.time() * 1000
+        latency = metrics.ENTRY_LATENCY.labels(self.component)
+        for msg in real:
+            ts_type, ts = msg.timestamp()
+            if ts_type and ts > 0:
+                latency.observe(max(0.0, (now_ms - ts) / 1000))
         metrics.BATCH_SIZE.labels(self.component).observe(len(real))
         log.debug("batch of %d done in %.3fs offsets=%s", len(real), time.perf_counter() - t0, nxt)
         return True

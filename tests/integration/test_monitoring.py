@@ -93,6 +93,7 @@ def test_real_run_exports_what_the_rules_and_dashboard_use(services, services_co
     # ... and those a healthy run produces have samples in Prometheus, with the labels the rules group by
     for name in ("extractor_entries_processed_total", "extractor_entities_total", "extractor_consumer_lag",
                  "extractor_entity_confidence_bucket", "extractor_batch_seconds_bucket", "extractor_chain_info",
+                 "extractor_entry_latency_seconds_bucket",
                  "extractor_calibration_baseline_confidence", "extractor_sink_documents_written_total",
                  "extractor_dead_lettered_total", "extractor_connect_task_running",
                  "extractor_lexicon_reload_failures_total"):
