@@ -4,6 +4,7 @@ delivery failure, retry while MongoDB is down. (Named test_producer_* to sit wit
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -38,6 +39,9 @@ class Msg:
 
     def error(self):
         return None
+
+    def timestamp(self):  # (TIMESTAMP_CREATE_TIME, ms) as confluent_kafka.Message gives it
+        return 1, int(time.time() * 1000)
 
 
 class FakeConsumer:
