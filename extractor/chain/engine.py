@@ -252,7 +252,8 @@ class Chain:
                             kept.add(e)
                 else:  # merge mode; and NER in cascade mode, which only runs where entries are left unsettled
                     found[i] = merge_entities(found[i] + ents, self.calibrator)
-        results = [self._result(p, f, r) for p, f, r in zip(prepared, found, ran, strict=True)]
+        results = [self._result(p, f, r, segments[i].narrative if i in segments else False)
+                   for i, (p, f, r) in enumerate(zip(prepared, found, ran, strict=True))]
         if self.reported is not None:
             for i in live:
                 self._report_confidence(results[i], segments[i])
@@ -312,13 +313,14 @@ class Chain:
                     break
         return out
 
-    def _result(self, prep: _Prepared, entities: list[Entity], ran: list[str]) -> ExtractionResult:
+    def _result(self, prep: _Prepared, entities: list[Entity], ran: list[str], report: bool = False
+                ) -> ExtractionResult:
+        """The post-steps on one entry's entities; ``report``: the entry reads as a narrative report."""
         if prep.reason is not None:
             return ExtractionResult([], [], "unresolved", prep.reason, ())
         ents = [e for e in entities if e.confidence >= self.min_confidence]
         if self.findings is not None:  # a narrative report's findings where nothing else was found
-            ents = [e if e.method != "lexicon" or e.details.get("match") != "finding" else self._finish_entity(e)
-                    for e in self.findings.add(prep.text, ents)]
+            ents += [self._finish_entity(e) for e in self.findings.add(prep.text, ents, report)[len(ents):]]
         ents = add_defined_abbreviations(prep.text, ents)
         if self.context is not None:
             ents = self.context.annotate(prep.text, ents)
@@ -326,7 +328,7 @@ class Chain:
         ents.sort(key=lambda e: (e.start, e.end))
         substances: list[Entity] = []
         if self.lab_tests is not None:  # tests, analytes and markers read from their context: not medicines
-            ents, substances = self.lab_tests.split(prep.text, ents)
+            ents, substances = self.lab_tests.split(prep.text, ents, report)
         if self.non_entities is not None and self.non_entities.kinds:
             kept = []
             for e in ents:

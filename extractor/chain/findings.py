@@ -98,9 +98,10 @@ class Findings:
         path = Path(lexicon_dir) / FINDINGS_FILE
         return cls(load_findings(path)) if path.is_file() else None
 
-    def add(self, text: str, entities: Sequence[Entity]) -> list[Entity]:
-        """``entities`` plus a finding entity for each finding word no entity covers, in a narrative report."""
-        if not self._first or not narrative(text):
+    def add(self, text: str, entities: Sequence[Entity], report: bool | None = None) -> list[Entity]:
+        """``entities`` followed by a finding entity for each finding word no entity covers, in a narrative report
+        (``report``: already decided by the caller; None: decided here)."""
+        if not self._first or not (narrative(text) if report is None else report):
             return list(entities)
         toks = [(m.start(), m.end(), m.group(0).lower()) for m in _WORD.finditer(text)]
         taken = SpanIndex(entities)

@@ -186,14 +186,15 @@ class LabTests:
         kinds = ("treatment_before", "weak_treatment_before")
         return any(pat.search(before) for kind, pat in self._anywhere.items() if kind in kinds)
 
-    def split(self, text: str, entities: Sequence[Entity]) -> tuple[list[Entity], list[Entity]]:
+    def split(self, text: str, entities: Sequence[Entity], report: bool | None = None
+              ) -> tuple[list[Entity], list[Entity]]:
         """(entities kept, tests): MEDICINE entities that read as tests come out, with ``details["test"]``;
         a medicine class that is not given is dropped."""
         kept: list[Entity] = []
         tests: list[Entity] = []
         # in a narrative report about one patient a class or therapy named is the patient's ("after chemotherapy",
         # "further chemotherapy was stopped"); in an abstract or a criterion it is a topic unless a cue says given
-        report = narrative(text)
+        report = narrative(text) if report is None else report
         meds: list[Entity] = []
         for e in entities:
             if e.label == MEDICINE and self.names.get(normalise(e.surface)) == "class":

@@ -99,7 +99,8 @@ class Segments:
     def __init__(self, text: str) -> None:
         self.spans = segment_spans(text)
         self._starts = [s for s, _ in self.spans]
-        genre = "n" if narrative(text) else ""  # of the whole entry: a report's every sentence is narrative
+        self.narrative = narrative(text)  # of the whole entry: a report's every sentence is narrative
+        genre = "n" if self.narrative else ""
         self._bands = [length_band(text[s:e], genre) for s, e in self.spans]
 
     def band(self, pos: int) -> str | None:
