@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo up down status logs lint
+.PHONY: venv test demo up down status logs lint figures docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,12 @@ demo: venv
 
 lint: venv
 	$(PY) -m ruff check extractor evaluation services tests
+
+# docs/figures.md: the evaluation suite and the benchmarks, with command, date, commit and machine load
+figures: venv
+	$(PY) scripts/figures.py $(if $(PIPELINE),--pipeline,)
+
+# the generated pages (settings reference, home page), then the site into out/site
+docs: venv
+	$(PY) -m extractor.tools.docs
+	$(PY) -m mkdocs build --strict

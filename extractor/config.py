@@ -30,60 +30,60 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXTRACTOR_", frozen=True, extra="forbid")
 
     # --- extraction chain -------------------------------------------------------------------------
-    lexicon_dir: Path = DEFAULT_LEXICON_DIR
+    lexicon_dir: Path = DEFAULT_LEXICON_DIR  # the editable lexicons, rules and triggers (workers reload edits)
     ner_model: str = Field(DEFAULT_MODEL, description="path of a spaCy model dir or an installed package name")
-    stages: tuple[str, ...] = ("regex", "lexicon", "ner")
-    chain_mode: Literal["cascade", "merge"] = "cascade"
-    ner_batch_size: int = 256
-    max_text_chars: int = 20_000
+    stages: tuple[str, ...] = ("regex", "lexicon", "ner")  # the chain's stages, in order (JSON list in the env)
+    chain_mode: Literal["cascade", "merge"] = "cascade"  # cascade: NER only where earlier stages left words
+    ner_batch_size: int = 256  # sentences per spaCy batch
+    max_text_chars: int = 20_000  # longer entries are dead-lettered as too_long
     min_confidence: float = Field(0.2, ge=0.0, le=1.0, description="drop entities below this calibrated confidence")
 
     # --- Kafka ------------------------------------------------------------------------------------
-    bootstrap_servers: str = "127.0.0.1:9092"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    bootstrap_servers: str = "127.0.0.1:9092"  # Kafka brokers
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    sasl_mechanism: str | None = None  # e.g. SCRAM-SHA-512, PLAIN, OAUTHBEARER
+    sasl_username: str | None = None  # SASL user
+    sasl_password: SecretStr | None = None  # SASL password (never logged); or sasl_password_file
     sasl_password_file: Path | None = Field(None, description="a file holding the SASL password (a mounted secret)")
-    ssl_ca_location: str | None = None
-    input_topic: str = "medical-entries"
-    processed_topic: str = "processed-entries"
-    dlq_topic: str = "dlq-topic"
-    input_partitions: int = 3
-    group_id: str = "extractor-workers"
+    ssl_ca_location: str | None = None  # CA certificate file that signed the brokers' certificates
+    input_topic: str = "medical-entries"  # raw entries (the producer writes, the workers read)
+    processed_topic: str = "processed-entries"  # enriched documents (the workers write, the MongoDB writer reads)
+    dlq_topic: str = "dlq-topic"  # dead letters: bad rows, poison messages, unresolved entries, with the reason
+    input_partitions: int = 3  # partitions of the input topic when `topics` creates it (= most useful workers)
+    group_id: str = "extractor-workers"  # the workers' consumer group
     # static group membership (KIP-345): a worker restarted with the same id (a pod name, say) gets its partitions
     # back at once instead of waiting for the session timeout and a rebalance
     group_instance_id: str | None = None
-    sink_group_id: str = "extractor-mongo-sink"
-    batch_size: int = 500
+    sink_group_id: str = "extractor-mongo-sink"  # the project's sink's consumer group
+    batch_size: int = 500  # records per poll and per chain call
     # worker: characters of entry text per chain call; long notes make smaller polls (batch_size adapts) and
     # the consumer stays in its group while a batch runs (paused partitions are polled between chunks)
     max_batch_chars: int = Field(200_000, ge=1_000)
-    max_poll_interval_ms: int = Field(300_000, ge=10_000)
-    poll_timeout_s: float = 0.5
-    producer_linger_ms: int = 20
+    max_poll_interval_ms: int = Field(300_000, ge=10_000)  # the consumer's max.poll.interval.ms
+    poll_timeout_s: float = 0.5  # how long a poll waits for records
+    producer_linger_ms: int = 20  # producer batching delay
     # largest message the producer sends (the broker's own limit, read at start, wins when smaller); a row whose
     # message would be larger is dead-lettered as too_large, without its bytes
     max_message_bytes: int = Field(1_000_000, ge=1024)
     # the whole run stops (exit 3) when no broker answers for this long
     producer_unreachable_timeout_s: float = 30.0
-    compression_type: str = "lz4"
+    compression_type: str = "lz4"  # producer compression
     lexicon_reload_s: float = 10.0  # worker: how often to call chain.reload_if_changed(); 0 = never
     sink_max_backoff_s: float = 10.0  # sink: cap of the exponential backoff while MongoDB is down
     dlq_replay_group_id: str | None = None  # default: "<group_id>-dlq-replay"
 
     # --- CSV producer -----------------------------------------------------------------------------
-    csv_patient_id_column: str = "patient_id"
-    csv_text_column: str = "medical_entry"
-    csv_timestamp_column: str = "timestamp"
+    csv_patient_id_column: str = "patient_id"  # the producer's CSV columns
+    csv_text_column: str = "medical_entry"  # the entry text column
+    csv_timestamp_column: str = "timestamp"  # the entry time column (ISO 8601)
 
     # --- MongoDB ----------------------------------------------------------------------------------
     mongo_uri: SecretStr = Field(SecretStr(DEFAULT_MONGO_URI), description=(
         "with credentials; when unset: the URI in mongo_uri_file, else the local servers' (.services/secrets/"
         "mongo.uri, written by `python -m services up`) if present, else mongodb://127.0.0.1:27017"))
     mongo_uri_file: Path | None = Field(None, description="a file holding the MongoDB URI (a mounted secret)")
-    mongo_database: str = "medical"
-    mongo_collection: str = "processed_entries"
+    mongo_database: str = "medical"  # where the documents go
+    mongo_collection: str = "processed_entries"  # the documents' collection
     # which process writes processed-entries into MongoDB in `make demo` and `bench pipeline`: Kafka Connect's
     # MongoDB sink connector (the reference design's) or the project's own `python -m extractor sink`
     writer: Literal["connect", "sink"] = "connect"
@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     connector_name: str = "mongo-sink-connector"  # the MongoDB sink connector of connectors/mongo-sink.json
 
     # --- observability ----------------------------------------------------------------------------
-    metrics_port: int = 0  # 0 = no metrics endpoint
-    log_level: str = "INFO"
+    metrics_port: int = 0  # Prometheus /metrics port of the worker, sink or connect-status; 0 = none
+    log_level: str = "INFO"  # patient text is never logged at INFO or above
 
     @model_validator(mode="before")
     @classmethod

@@ -23,6 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# every SERVICES_* variable, for the generated settings reference (docs/settings.md): name, default, meaning
+ENV_VARS: tuple[tuple[str, str, str], ...] = (
+    ("SERVICES_DIR", "`<repo>/.services`", "binaries, jars, data, logs, pid files and secrets of the local servers"),
+    ("SERVICES_KAFKA_PORT", "`9092`", "Kafka broker listener"),
+    ("SERVICES_CONTROLLER_PORT", "`9093`", "Kafka KRaft controller listener"),
+    ("SERVICES_MONGO_PORT", "`27017`", "FerretDB 2 (the MongoDB wire protocol)"),
+    ("SERVICES_POSTGRES_PORT", "`5433`", "PostgreSQL + DocumentDB under FerretDB"),
+    ("SERVICES_CONNECT_PORT", "`8083`", "Kafka Connect REST API"),
+    ("SERVICES_PROMETHEUS_PORT", "`9090`", "Prometheus with the alert rules of deploy/monitoring"),
+    ("SERVICES_KAFKA_SECURITY", "`plaintext`",
+     "`sasl_ssl`: the broker and Connect speak SASL/SCRAM-SHA-512 over TLS only (wipe Kafka's data to switch)"),
+    ("SERVICES_APT_INSTALL", "`1`", "`0`: never run apt-get (print the command to run instead)"),
+    ("SERVICES_VENDOR_DIR", "`../shared/vendor` when present",
+     "where the DocumentDB and pgvector source archives are; without it they are downloaded once from upstream"),
+    ("SERVICES_STOP_AFTER_TESTS", "unset", "`1`: the tests stop the servers they started"),
+)
 POM = Path(__file__).resolve().parent / "pom.xml"
 CONNECTOR_FILE = REPO_ROOT / "connectors" / "mongo-sink.json"
 FERRETDB_VERSION = "v2.7.0"
