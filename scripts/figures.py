@@ -3,7 +3,8 @@
     python scripts/figures.py [--out docs/figures.md] [--data ../shared/data/train] [--pipeline] [--quick]
 
 Each block names its command, the date, the commit, the machine (cores, load average before and after) and
-whether the machine was quiet (load average below half its cores before and after). The suite and ``bench chain``
+whether the machine was quiet (1-minute load average below half its cores before the run; the load after
+also counts the benchmark's own processes). The suite and ``bench chain``
 (short entries and 1,000 / 19,000-character notes) always run; ``--pipeline`` adds ``bench pipeline`` (the local
 servers must be up: ``python -m services up``). Earlier figures live in CHANGELOG.md.
 """
@@ -43,13 +44,13 @@ def _run(label: str, argv: list[str], json_path: Path) -> tuple[dict, dict]:
     shown = [os.path.relpath(a, REPO) if os.path.isabs(a) else a for a in argv]
     meta = {"command": "python " + " ".join(shown), "seconds": round(time.monotonic() - t0, 1),
             "load_before": round(load0[0], 2), "load_after": round(load1[0], 2),
-            "quiet": max(load0[0], load1[0]) < cores / 2}
+            "quiet": load0[0] < cores / 2}  # before: other jobs; after also counts the benchmark's own processes
     return json.loads(json_path.read_text()), meta
 
 
 def _meta_line(meta: dict) -> str:
     return (f"`{meta['command']}` — {meta['seconds']} s; load average {meta['load_before']} before, "
-            f"{meta['load_after']} after: {'quiet' if meta['quiet'] else '**not quiet** (other jobs ran)'}")
+            f"{meta['load_after']} after: {'quiet' if meta['quiet'] else '**not quiet** (other jobs were running)'}")
 
 
 def _suite_table(d: dict) -> list[str]:
