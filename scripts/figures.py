@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+SETTLE_S = 180.0  # longest wait for the load average to fall below half the cores before a step
 
 
 def _commit() -> str:
@@ -34,13 +35,16 @@ def _commit() -> str:
 
 def _run(label: str, argv: list[str], json_path: Path) -> tuple[dict, dict]:
     """Run a command that writes --json; return (its JSON, the run's metadata)."""
+    cores = os.cpu_count() or 1
+    settle = time.monotonic() + SETTLE_S  # let the previous step's load decay first (1-minute average)
+    while os.getloadavg()[0] >= cores / 2 and time.monotonic() < settle:
+        time.sleep(5)
     load0 = os.getloadavg()
     t0 = time.monotonic()
     print(f"figures: {label} ...", flush=True)
     subprocess.run([sys.executable, *argv, "--json", str(json_path)], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL)
     load1 = os.getloadavg()
-    cores = os.cpu_count() or 1
     shown = [os.path.relpath(a, REPO) if os.path.isabs(a) else a for a in argv]
     meta = {"command": "python " + " ".join(shown), "seconds": round(time.monotonic() - t0, 1),
             "load_before": round(load0[0], 2), "load_after": round(load1[0], 2),
