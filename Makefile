@@ -39,8 +39,10 @@ lint: venv
 	$(PY) -m ruff check extractor evaluation services tests
 
 # docs/figures.md: the evaluation suite and the benchmarks, with command, date, commit and machine load
+# (`make figures ALL=1`: every benchmark, a 10-minute soak included)
 figures: venv
-	$(PY) scripts/figures.py $(if $(PIPELINE),--pipeline,)
+	$(PY) -m services up
+	$(PY) scripts/figures.py $(if $(ALL),--all,--pipeline)
 
 # the generated pages (settings reference, home page), then the site into out/site
 docs: venv

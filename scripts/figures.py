@@ -1,12 +1,13 @@
 """``make figures``: run the evaluation suite and the benchmarks, and write docs/figures.md, one current figure each.
 
-    python scripts/figures.py [--out docs/figures.md] [--data ../shared/data/train] [--pipeline] [--quick]
+    python scripts/figures.py [--out docs/figures.md] [--data ../shared/data/train] [--pipeline | --all]
 
 Each block names its command, the date, the commit, the machine (cores, load average before and after) and
 whether the machine was quiet (1-minute load average below half its cores before the run; the load after
 also counts the benchmark's own processes). The suite and ``bench chain``
-(short entries and 1,000 / 19,000-character notes) always run; ``--pipeline`` adds ``bench pipeline`` (the local
-servers must be up: ``python -m services up``). Earlier figures live in CHANGELOG.md.
+(short entries and 1,000 / 19,000-character notes) always run; ``--pipeline`` adds ``bench pipeline``, ``--all``
+every benchmark (pipeline, store, backfill, a 10-minute soak; the local servers must be up: ``python -m services
+up``). Earlier figures live in CHANGELOG.md.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "figures.md")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "train")
     ap.add_argument("--pipeline", action="store_true", help="also `bench pipeline` (needs the local servers)")
+    ap.add_argument("--all", action="store_true",
+                    help="every benchmark: also `bench pipeline`, `bench store`, `bench backfill` and a 10-minute "
+                         "`bench soak` (about 25 minutes; the local servers must be up)")
     args = ap.parse_args()
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = ["# Figures", "",
@@ -115,9 +119,14 @@ def main() -> int:
         out += ["## Speed: long notes", "", _meta_line(meta), "",
                 *_figure_rows(notes, [k for k in notes if k.startswith(("ms_per_note", "chars_per_s", "ratio",
                                                                         "peak_rss"))]), ""]
-        if args.pipeline:
-            pipe, meta = _run("bench pipeline", ["-m", "extractor", "bench", "pipeline"], t / "pipeline.json")
-            out += ["## End to end: bench pipeline", "", _meta_line(meta), "", *_figure_rows(pipe), ""]
+        extra = [("pipeline", "End to end: bench pipeline")] if args.pipeline or args.all else []
+        if args.all:
+            extra += [("store", "MongoDB store: bench store"), ("backfill", "Batch: bench backfill"),
+                      ("soak", "Recovery: bench soak (worker kills, a broker restart)")]
+        for name, title in extra:
+            data, meta = _run(f"bench {name}", ["-m", "extractor", "bench", name], t / f"{name}.json")
+            flat = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in data.items()}
+            out += [f"## {title}", "", _meta_line(meta), "", *_figure_rows(flat), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(out), encoding="utf-8")
     print(f"wrote {args.out}")
