@@ -24,6 +24,7 @@ from pathlib import Path
 from extractor.chain.calibration import narrative
 from extractor.chain.model import CODE_SYSTEMS, ILLNESS, Entity
 from extractor.chain.segments import SpanIndex
+from extractor.chain.tsv import tsv_rows
 
 FINDINGS_FILE = "findings.tsv"
 COLUMNS = ("term", "canonical", "code", "code_system", "note")
@@ -49,36 +50,20 @@ def load_findings(path: Path) -> list[Finding]:
     """Rows of findings.tsv; errors name file:line."""
     out: list[Finding] = []
     seen: dict[str, int] = {}
-    header = False
-    with path.open(encoding="utf-8", newline="") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            fields = [f.strip() for f in line.split("\t")]
-            where = f"{path}:{lineno}"
-            if not header:
-                if tuple(fields) != COLUMNS:
-                    raise FindingsError(f"{where}: header must be {' | '.join(COLUMNS)}, got {fields}")
-                header = True
-                continue
-            if len(fields) < 2 or len(fields) > len(COLUMNS):
-                raise FindingsError(f"{where}: expected 2 to {len(COLUMNS)} tab-separated fields, got {len(fields)}")
-            fields += [""] * (len(COLUMNS) - len(fields))
-            term, canonical, code, system = (fields[0], fields[1], fields[2] or None, fields[3] or None)
-            key = " ".join(term.lower().split())
-            if not key or not canonical:
-                raise FindingsError(f"{where}: term and canonical are required")
-            if key in seen:
-                raise FindingsError(f"{where}: duplicate term {term!r} (first at line {seen[key]})")
-            if (code is None) != (system is None):
-                raise FindingsError(f"{where}: code and code_system go together")
-            if system is not None and system not in CODE_SYSTEMS:
-                raise FindingsError(f"{where}: code_system {system!r} is not one of {', '.join(CODE_SYSTEMS)}")
-            seen[key] = lineno
-            out.append(Finding(key, canonical, code, system, lineno))
-    if not header:
-        raise FindingsError(f"{path}: no header line ({' | '.join(COLUMNS)})")
+    for where, fields in tsv_rows(path, COLUMNS, FindingsError):
+        lineno = int(where.rsplit(":", 1)[1])
+        term, canonical, code, system = fields[0], fields[1], fields[2] or None, fields[3] or None
+        key = " ".join(term.lower().split())
+        if not key or not canonical:
+            raise FindingsError(f"{where}: term and canonical are required")
+        if key in seen:
+            raise FindingsError(f"{where}: duplicate term {term!r} (first at line {seen[key]})")
+        if (code is None) != (system is None):
+            raise FindingsError(f"{where}: code and code_system go together")
+        if system is not None and system not in CODE_SYSTEMS:
+            raise FindingsError(f"{where}: code_system {system!r} is not one of {', '.join(CODE_SYSTEMS)}")
+        seen[key] = lineno
+        out.append(Finding(key, canonical, code, system, lineno))
     return out
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from extractor.chain.calibration import narrative
 from extractor.chain.model import MEDICINE, Entity
 from extractor.chain.non_entities import normalise
+from extractor.chain.tsv import tsv_rows
 
 LAB_CONTEXT_FILE = "lab_context.tsv"
 LAB_TESTS_FILE = "lab_tests.tsv"
@@ -224,27 +225,6 @@ class LabTests:
         return kept, tests
 
 
-def _rows(path: Path, columns: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    header = False
-    with path.open(encoding="utf-8", newline="") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            fields = [f.strip() for f in line.split("\t")]
-            where = f"{path}:{lineno}"
-            if not header:
-                if tuple(fields) not in (columns, columns[:2]):
-                    raise LabContextError(f"{where}: header must be {' | '.join(columns)}, got {fields}")
-                header = True
-                continue
-            if len(fields) < 2 or len(fields) > len(columns):
-                raise LabContextError(f"{where}: expected 2 to {len(columns)} tab-separated fields, got {len(fields)}")
-            yield where, fields
-    if not header:
-        raise LabContextError(f"{path}: no header line ({' | '.join(columns)})")
-
-
 def load_lab_context(path: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
     """(cue kind -> phrases, normalised name -> analyte | dual_use) from lab_context.tsv; errors name file:line."""
     cues: dict[str, list[str]] = {k: [] for k in CUE_KINDS}
@@ -252,7 +232,7 @@ def load_lab_context(path: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
     if not path.is_file():
         return cues, names
     seen: dict[tuple[str, str], str] = {}
-    for where, fields in _rows(path, COLUMNS):
+    for where, fields in tsv_rows(path, COLUMNS, LabContextError):
         phrase, kind = fields[0], fields[1]
         key = " ".join(phrase.lower().split())
         if not key:
@@ -275,7 +255,7 @@ def load_lab_tests(path: Path) -> dict[str, str]:
     names: dict[str, str] = {}
     if not path.is_file():
         return names
-    for where, fields in _rows(path, ("term", "kind", "source")):
+    for where, fields in tsv_rows(path, ("term", "kind", "source"), LabContextError):
         if fields[1] not in NAME_KINDS:
             raise LabContextError(f"{where}: kind must be one of {', '.join(NAME_KINDS)}, got {fields[1]!r}")
         names[normalise(fields[0])] = fields[1]
