@@ -415,6 +415,16 @@ class Builder:
                     w = tok.lower()
                     if len(w) >= 5 and w.isalpha():
                         (word_in if inside[s] else word_out)[w] += 1
+        # a drug class ("ACE inhibitors", "calcium channel blockers") is not a wrong match when a corpus leaves
+        # classes unlabelled: lab_tests.py decides from the context whether the class is given (a medicine) or
+        # a topic, so no class is mined as a stop-term
+        from extractor.chain.lab_tests import LAB_CONTEXT_FILE, LabTests
+
+        labs = LabTests.from_dir(self.out if (self.out / LAB_CONTEXT_FILE).is_file() else REPO_ROOT / "lexicons")
+        for key, label in [k for k in stats if k[1] == MED and labs.is_class_name(k[0])]:
+            del stats[(key, label)]
+            for c in ("bc5cdr_train", "chia_train"):
+                per_corpus.pop((key, label, c), None)
         rows = []
         for (key, label), (n, tp) in sorted(stats.items()):
             if (n >= min_matches and tp / n < max_precision) or (tp == 0 and len(key) <= 4):

@@ -15,6 +15,12 @@
    measurements by ``scripts/build_lab_tests.py``, and ``analyte`` rows of ``lexicons/lab_context.tsv``), unless a
    weak treatment cue ("with", "on") touches it. A *dual-use* name (calcium, insulin, oxygen) is never a test by
    its name alone.
+4. or, with no test cue, its name is built like a marker's: its last word is a ``marker_head`` row of
+   ``lab_context.tsv`` ("antinuclear antibodies", "human leukocyte antigen", "estrogen receptor", "Bence-Jones
+   protein"), or it has two words or more and the last names an enzyme ("-ase": "neuron-specific enolase",
+   "cytochrome c oxidase"; a one-word "-ase" is a drug: alteplase, asparaginase). The drug dictionaries hold
+   every MeSH chemical, proteins and enzymes included; a treatment cue (strong or weak) keeps it a medicine
+   ("treated with a monoclonal antibody", "on an antibody").
 
 The cues are editable rows of ``lexicons/lab_context.tsv``; the value and dose syntax is here. Each decision is
 explained in the entity's ``details["test"]`` (the cue that decided).
@@ -25,6 +31,11 @@ chemotherapy", "started on a beta-blocker", "treated with antibiotics") or right
 was started"), or anywhere in a narrative report about one patient (calibration.py ``narrative``: "after
 chemotherapy, she underwent ...", "further chemotherapy was stopped"). Elsewhere (an abstract, a criterion) it is
 a topic, not a treatment ("chemotherapy-induced nausea", "opioid receptors") and is dropped.
+
+A name ending in a ``class_head`` row ("ACE inhibitors", "calcium channel blockers", "receptor antagonists") names
+a drug class: a treatment cue after a marker's name ("mineralocorticoid receptor antagonists") keeps it a
+medicine, and ``scripts/build_lexicons.py`` never mines such a name as a stop-term (a corpus that leaves classes
+unlabelled says nothing about whether a clinician's "started an ACE inhibitor" is a medicine).
 """
 
 from __future__ import annotations
@@ -44,7 +55,10 @@ LAB_TESTS_FILE = "lab_tests.tsv"
 COLUMNS = ("phrase", "kind", "note")
 CUE_KINDS = ("test_before", "test_after", "treatment_before", "treatment_after", "weak_treatment_before")
 NAME_KINDS = ("analyte", "dual_use", "class")
-KINDS = CUE_KINDS + NAME_KINDS
+HEAD_KIND = "marker_head"  # the last word of a name that makes it a marker: "antibodies", "antigen", "receptor"
+CLASS_HEAD_KIND = "class_head"  # the last word of a drug class's name: "inhibitors", "blockers", "antagonist"
+HEAD_KINDS = (HEAD_KIND, CLASS_HEAD_KIND)
+KINDS = CUE_KINDS + NAME_KINDS + HEAD_KINDS
 WINDOW = 48  # characters looked at on each side
 
 _NUM = r"(?:[<>≤≥~]\s*)?\d+(?:[.,]\d+)*(?:\s*[-–]\s*\d+(?:[.,]\d+)*)?"
@@ -94,6 +108,8 @@ def _phrase_pattern(phrases: Sequence[str]) -> str:
 class LabTests:
     cues: dict[str, list[str]] = field(default_factory=dict)  # cue kind -> phrases
     names: dict[str, str] = field(default_factory=dict)  # normalised name -> analyte | dual_use
+    heads: frozenset[str] = frozenset()  # marker_head words
+    class_heads: frozenset[str] = frozenset()  # class_head words
 
     def __post_init__(self) -> None:
         self._before: dict[str, re.Pattern[str]] = {}
@@ -104,7 +120,10 @@ class LabTests:
                 continue
             alt = _phrase_pattern(phrases)
             if kind.endswith("_before"):
-                self._before[kind] = re.compile(rf"(?:^|[^\w-])(?:{alt})[\s(]*$", re.IGNORECASE)
+                # an article may stand between the cue and the name: "treated with a monoclonal antibody"
+                self._before[kind] = re.compile(
+                    rf"(?:^|[^\w-])(?:{alt})(?:\s+(?:a|an|the))?[\s(]*$", re.IGNORECASE
+                )
                 self._anywhere[kind] = re.compile(rf"(?:^|[^\w-])(?:{alt})(?![\w-])", re.IGNORECASE)
             else:
                 self._after[kind] = re.compile(rf"[\s)]*(?:{alt})(?![\w])", re.IGNORECASE)
@@ -125,8 +144,24 @@ class LabTests:
     def from_dir(cls, lexicon_dir: Path) -> LabTests:
         names = load_lab_tests(lexicon_dir / LAB_TESTS_FILE)
         cues, own = load_lab_context(lexicon_dir / LAB_CONTEXT_FILE)
-        names.update(own)  # hand-written rows override the generated vocabulary
-        return cls(cues, names)
+        heads = frozenset(k for k, v in own.items() if v == HEAD_KIND)
+        class_heads = frozenset(k for k, v in own.items() if v == CLASS_HEAD_KIND)
+        # hand-written rows override the generated vocabulary
+        names.update((k, v) for k, v in own.items() if v not in HEAD_KINDS)
+        return cls(cues, names, heads, class_heads)
+
+    def is_class_name(self, surface: str) -> bool:
+        """A drug class's name: two words or more ending in a ``class_head`` word ("ACE inhibitors")."""
+        words = re.split(r"[\s/-]+", normalise(surface))
+        return len(words) >= 2 and words[-1] in self.class_heads
+
+    def marker_name(self, surface: str) -> bool:
+        """Is ``surface`` built like a marker's name (see rule 4 of the module's docstring)?"""
+        words = re.split(r"[\s/-]+", normalise(surface))
+        if not words or not words[-1]:
+            return False
+        last = words[-1]
+        return last in self.heads or (len(words) >= 2 and last.endswith(("ase", "ases")) and len(last) > 5)
 
     # ------------------------------------------------------------------ deciding
     def _touches(self, kind: str, before: str, after: str) -> str | None:
@@ -174,6 +209,8 @@ class LabTests:
             return "value"
         if name == "analyte" and not self._touches("weak_treatment_before", before, after):
             return "analyte"
+        if name is None and self.marker_name(e.surface) and not self._touches("weak_treatment_before", before, after):
+            return "marker"
         return None
 
     def given(self, text: str, e: Entity) -> bool:
@@ -239,11 +276,11 @@ def load_lab_context(path: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
             raise LabContextError(f"{where}: empty phrase")
         if kind not in KINDS:
             raise LabContextError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        group = "name" if kind in NAME_KINDS else kind
+        group = "name" if kind in NAME_KINDS or kind in HEAD_KINDS else kind
         if (group, key) in seen:
             raise LabContextError(f"{where}: duplicate {kind} {phrase!r} (first at {seen[(group, key)]})")
         seen[(group, key)] = where
-        if kind in NAME_KINDS:
+        if kind in NAME_KINDS or kind in HEAD_KINDS:
             names[normalise(phrase)] = kind
         else:
             cues[kind].append(key)

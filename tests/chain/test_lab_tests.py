@@ -77,6 +77,17 @@ CASES = [
     ("positive for S-100, HMB-45, melan-A and vimentin", "vimentin", 0, True),
     # ... until a treatment cue takes the list over
     ("positive for HIV, and was started on tenofovir, emtricitabine and dolutegravir", "emtricitabine", 0, False),
+    # a name built like a marker's (last word a marker_head row, or a multi-word enzyme) is a test ...
+    ("His serological markers, including antinuclear antibodies, were unremarkable.", "antinuclear antibodies", 0, True),
+    ("Human leukocyte antigen genotyping determined the haplotype.", "Human leukocyte antigen", 0, True),
+    ("the soluble interleukin-2 receptor was raised", "interleukin-2 receptor", 0, True),
+    ("The tumour had been estrogen receptor-positive.", "estrogen receptor", 0, True),
+    ("complex IV, or cytochrome c oxidase, activity was 45.4", "cytochrome c oxidase", 0, True),
+    # ... a one-word enzyme is a drug, and a treatment cue keeps a marker-like name a medicine
+    ("She received alteplase.", "alteplase", 0, False),
+    ("She was treated with a monoclonal antibody.", "monoclonal antibody", 0, False),
+    # a drug class named after its target is a medicine
+    ("Previous prescription of mineralocorticoid receptor antagonists", "mineralocorticoid receptor", 0, False),
 ]
 
 
@@ -143,3 +154,22 @@ def test_a_medicine_class_counts_where_it_is_given(lab: LabTests, text: str, sur
     assert lab.names.get(surface.lower()) == "class"
     out, tests = lab.split(text, [e])
     assert (out == [e]) is kept and tests == []
+
+
+def test_class_heads_name_drug_classes(lab: LabTests) -> None:
+    assert lab.is_class_name("angiotensin-converting enzyme inhibitor")
+    assert lab.is_class_name("calcium channel blockers")
+    assert not lab.is_class_name("inhibitor")  # one word is not a class's name
+    assert not lab.is_class_name("metoprolol")
+
+
+def test_marker_head_rows_are_validated(tmp_path: Path) -> None:
+    (tmp_path / "lab_context.tsv").write_text("phrase\tkind\tnote\nantibody\tmarker_head\nantibody\tanalyte\n")
+    with pytest.raises(LabContextError, match=r"lab_context.tsv:3: duplicate"):
+        load_lab_context(tmp_path / "lab_context.tsv")
+
+
+def test_no_drug_class_is_a_mined_stop_term(lab: LabTests) -> None:
+    rows = (LEXICONS / "stopterms_generated.tsv").read_text(encoding="utf-8").splitlines()
+    mined = [r.split("\t") for r in rows if r and not r.startswith("#")]
+    assert not [r[0] for r in mined if r[1] == MEDICINE and r[2] == "all" and lab.is_class_name(r[0])]
