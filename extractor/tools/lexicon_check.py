@@ -209,7 +209,13 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
             errors.append(str(exc))
     # the regex rules and the context triggers live beside the lexicons: validate them the same way
     from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextError, load_sections, load_triggers
-    from extractor.chain.findings import FINDINGS_FILE, FindingsError, load_findings
+    from extractor.chain.findings import (
+        FINDINGS_FILE,
+        ORGAN_CHANGES_FILE,
+        FindingsError,
+        load_findings,
+        load_organ_changes,
+    )
     from extractor.chain.lab_tests import (
         LAB_CONTEXT_FILE,
         LAB_TESTS_FILE,
@@ -228,6 +234,7 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
         (LAB_CONTEXT_FILE, load_lab_context, LabContextError),
         (LAB_TESTS_FILE, load_lab_tests, LabContextError),
         (FINDINGS_FILE, load_findings, FindingsError),
+        (ORGAN_CHANGES_FILE, load_organ_changes, FindingsError),
     ):
         if not (d / fname).is_file():
             warnings.append(f"{fname}:0: missing: the chain's regex/context step needs it")

@@ -84,3 +84,35 @@ def test_bad_rows_name_the_line(tmp_path: Path, row: str, message: str) -> None:
     with pytest.raises(FindingsError, match=message) as err:
         load_findings(path)
     assert f"{FINDINGS_FILE}:" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("finding", "surface", "canonical"),
+    [
+        ("a dilated left ventricle with a low ejection fraction", "dilated left ventricle", "dilated left ventricle"),
+        ("an enlarged left inguinal lymph node", "enlarged left inguinal lymph node", "enlarged lymph node"),
+        ("a dilated and hypertrophied LV", "dilated and hypertrophied LV", "dilated LV"),
+    ],
+)
+def test_an_organ_change_is_a_finding(findings: Findings, finding: str, surface: str, canonical: str) -> None:
+    text = REPORT.format(finding)
+    (e,) = findings.add(text, [])
+    assert (e.surface, e.canonical, e.details["match"]) == (surface, canonical, "organ change")
+
+
+def test_an_organ_change_said_after_the_organ() -> None:
+    text = "A 70-year-old man presented with dyspnea. The left atrium (LA) was mildly dilated."
+    f = Findings.from_dir(LEXICONS)
+    assert f is not None
+    (e,) = f.add(text, [])
+    assert e.surface == "left atrium (LA) was mildly dilated" and e.canonical == "dilated left atrium"
+    assert f.add("The left atrium was not dilated in 12 of 40 rats.", []) == []  # not a report
+
+
+def test_organ_change_rows_are_validated(tmp_path: Path) -> None:
+    from extractor.chain.findings import ORGAN_CHANGES_FILE, load_organ_changes
+
+    path = tmp_path / ORGAN_CHANGES_FILE
+    path.write_text("term\tkind\tnote\ndilated\tchange\nliver\tbody part\n", encoding="utf-8")
+    with pytest.raises(FindingsError, match=rf"{ORGAN_CHANGES_FILE}:3: kind must be"):
+        load_organ_changes(path)
