@@ -2,6 +2,10 @@
 
 "metformin 500 mg twice daily by mouth" -> dose "500 mg", route "by mouth", frequency "twice daily".
 The window runs from the end of the medicine to the next entity or the end of the sentence (at most 60 chars).
+
+A salt or ester written right after the name is part of the medicine ("metoprolol succinate", "warfarin sodium",
+"adefovir dipivoxil", "mycophenolate mofetil"): the span grows to cover it (the canonical name stays), because
+the salt tells products apart (metoprolol succinate is extended-release, metoprolol tartrate is not).
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ FREQUENCY = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"[.;!?](?:\s|$)|\n")
+_SALT = re.compile(
+    r"[ \t]+(?:(?:sodium|potassium|calcium|magnesium|disodium)[ \t]+)?"
+    r"(?:succinate|tartrate|bitartrate|hydrochloride|hcl|hydrobromide|besylate|besilate|mesylate|mesilate|maleate"
+    r"|fumarate|hemifumarate|citrate|sulfate|sulphate|acetate|phosphate|bromide|chloride|dipivoxil|disoproxil"
+    r"|alafenamide|mofetil|propionate|dipropionate|furoate|valerate|acetonide|decanoate|enanthate|cypionate"
+    r"|hyclate|monohydrate|trihydrate|lactate|gluconate|carbonate|oxide|hydroxide|sodium|potassium|magnesium)"
+    r"(?![\w-])",
+    re.IGNORECASE,
+)
 
 
 def _first(pattern: re.Pattern[str], window: str) -> str | None:
@@ -40,9 +53,29 @@ def _first(pattern: re.Pattern[str], window: str) -> str | None:
     return " ".join(m.group(0).split()) if m else None
 
 
+def _with_salts(text: str, ordered: list[Entity]) -> list[Entity]:
+    """Grow each medicine over a salt or ester written right after it; a medicine entity that is only that salt
+    ("succinate" found by a rule on its own) merges into the name before it."""
+    out: list[Entity] = []
+    skip: set[int] = set()
+    for i, ent in enumerate(ordered):
+        if i in skip:
+            continue
+        if ent.label == MEDICINE:
+            salt = _SALT.match(text, ent.end)
+            if salt:
+                inside = [j for j in range(i + 1, len(ordered)) if ordered[j].start < salt.end()]
+                if all(ordered[j].label == MEDICINE and ordered[j].end <= salt.end() for j in inside):
+                    skip.update(inside)
+                    ent = ent.with_(end=salt.end(), surface=text[ent.start : salt.end()])
+        out.append(ent)
+    return out
+
+
 def add_medicine_attributes(text: str, entities: Sequence[Entity]) -> list[Entity]:
-    """Return ``entities`` with dose/route/frequency filled in for medicines where the text gives them."""
-    ordered = sorted(entities, key=lambda e: e.start)
+    """Return ``entities`` with dose/route/frequency filled in for medicines where the text gives them (and each
+    medicine's span grown over a salt written after it)."""
+    ordered = _with_salts(text, sorted(entities, key=lambda e: e.start))
     out: list[Entity] = []
     for i, ent in enumerate(ordered):
         if ent.label != MEDICINE:

@@ -8,7 +8,8 @@ Runs on plain strings; knows nothing of Kafka or MongoDB::
 Policies (``Settings.chain_mode``):
 
 * ``cascade`` (default): each stage only sees what the earlier stages left unresolved. The regex and lexicon
-  stages run on every entry (a lexicon match that overlaps a regex capture is dropped); NER runs only on the
+  stages run on every entry (a lexicon match that overlaps a regex capture is dropped, unless it is a longer
+  medicine name containing a one-word capture, which it replaces); NER runs only on the
   segments (sentences, lines: :mod:`extractor.chain.segments`) that still contain a word no earlier stage
   explained and that is not a common English word (a cheap gate: the word list is ``lexicons/common_words.txt``).
   There, NER's entities and the earlier ones are merged as in ``merge`` mode: the model has seen something the
@@ -244,12 +245,22 @@ class Chain:
                 ents = [f for f in (self._finish_entity(e, segments[i].band(e.start)) for e in ents)
                         if f.confidence >= self.min_confidence]
                 if self.mode == "cascade" and stage.method != "ner":
-                    # each entity is kept unless it overlaps one already kept (earlier stages' or this one's)
+                    # each entity is kept unless it overlaps one already kept (earlier stages' or this one's);
+                    # a longer medicine name that contains the one word an earlier stage captured replaces it
+                    # (the rule caught "chloride" before a dose, the lexicon knows "potassium chloride")
                     kept = SpanIndex(found[i])
                     for e in ents:
-                        if not kept.overlaps(e):
+                        hits = kept.overlapping(e.start, e.end)
+                        if not hits:
                             found[i].append(e)
                             kept.add(e)
+                        elif e.label == MEDICINE and all(
+                            h.label == MEDICINE and e.start <= h.start and h.end <= e.end
+                            and (h.end - h.start) < (e.end - e.start) and " " not in h.surface for h in hits
+                        ):
+                            gone = {id(h) for h in hits}
+                            found[i] = [f for f in found[i] if id(f) not in gone] + [e]
+                            kept = SpanIndex(found[i])
                 else:  # merge mode; and NER in cascade mode, which only runs where entries are left unsettled
                     found[i] = merge_entities(found[i] + ents, self.calibrator)
         results = [self._result(p, f, r, segments[i].narrative if i in segments else False)

@@ -22,3 +22,37 @@ def test_attributes(text: str, med: str, dose: str | None, route: str | None, fr
     e = Entity(med, start, start + len(med), "MEDICINE", "regex", "t", 0.9)
     (out,) = add_medicine_attributes(text, [e])
     assert (out.dose, out.route, out.frequency) == (dose, route, frequency)
+
+
+def _med(text: str, surface: str) -> Entity:
+    start = text.index(surface)
+    return Entity(surface, start, start + len(surface), "MEDICINE", "regex", "t", 0.9)
+
+
+@pytest.mark.parametrize(
+    ("text", "med", "grown"),
+    [
+        ("metoprolol succinate 50 mg daily", "metoprolol", "metoprolol succinate"),
+        ("warfarin sodium 5 mg", "warfarin", "warfarin sodium"),
+        ("adefovir dipivoxil was started", "adefovir", "adefovir dipivoxil"),
+        ("hydrocortisone sodium succinate IV", "hydrocortisone", "hydrocortisone sodium succinate"),
+        ("metoprolol and sodium restriction", "metoprolol", "metoprolol"),  # not right after it
+    ],
+)
+def test_a_salt_after_a_medicine_is_part_of_it(text: str, med: str, grown: str) -> None:
+    (out,) = add_medicine_attributes(text, [_med(text, med)])
+    assert out.surface == grown and text[out.start : out.end] == grown
+
+
+def test_a_salt_found_on_its_own_merges_into_the_name_before_it() -> None:
+    text = "metoprolol succinate 50 mg daily"
+    (out,) = add_medicine_attributes(text, [_med(text, "metoprolol"), _med(text, "succinate")])
+    assert out.surface == "metoprolol succinate" and out.dose == "50 mg"
+
+
+def test_the_chain_prefers_the_lexicons_full_name_to_a_rules_one_word() -> None:
+    from extractor.chain import Chain
+    from extractor.config import load_settings
+
+    res = Chain.from_settings(load_settings()).extract("Potassium chloride 20 mEq was given.")
+    assert [m.surface for m in res.medicines] == ["Potassium chloride"]
