@@ -11,6 +11,11 @@ One run, one generated CSV of clinical-style entries, the servers of ``python -m
    ``signs of (\\w+)`` / ``Prescribed (\\w+)``, one MongoDB ``insert_one`` per message (its own collection).
 
 Every phase has its own topics, consumer groups and collection (in one throw-away database, dropped at the end).
+
+Each throughput run also reports **CPU milliseconds per entry by component** (:mod:`extractor.tools.bench.cpu`):
+the producer (this process: the producing and the lag probes that tell when all is written), the broker, each
+worker, the writer (the project's sink), FerretDB and PostgreSQL, and their total, over the measured window; the
+baseline's the same way. ``--profile SVG`` records a py-spy flame graph of the first worker in the 1-worker run.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from extractor.config import REPO_ROOT, Settings
+from extractor.tools.bench.cpu import format_table, per_entry_ms
 from extractor.tools.bench.report import report
 
 BASELINE_ILLNESS = r"signs of (\w+)"
@@ -41,6 +47,8 @@ def configure_pipeline_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-baseline", action="store_true", help="skip the kafka-python baseline")
     p.add_argument("--timeout", type=float, default=300.0, help="deadline of each phase (default 300 s)")
     p.add_argument("--keep", action="store_true", help="keep the bench database (default: dropped)")
+    p.add_argument("--profile", type=Path, metavar="SVG",
+                   help="write a py-spy flame graph of the first worker during the 1-worker run")
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -119,31 +127,71 @@ def _pct(values: list[float], q: float) -> float:
     return s[k]
 
 
+SERVER_COMPONENTS = {"kafka": "broker", "ferretdb": "ferretdb", "postgres": "postgresql"}
+
+
+def _server_components() -> dict[str, Any]:
+    from extractor.tools.bench.cpu import service_pids
+
+    return {label: src for name, src in service_pids(SERVER_COMPONENTS).items()
+            for label in [SERVER_COMPONENTS[name]]}
+
+
+def _profiler(pid: int, svg: Path) -> subprocess.Popen:
+    """py-spy recording ``pid`` into ``svg`` until it gets SIGINT."""
+    import shutil
+
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--output", str(svg), "--format", "flamegraph",
+                             "--rate", "100", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
 def _run_ours(settings: Settings, csv_path: Path, workers: int, log_dir: Path, timeout: float,
-              rate: float | None = None, limit: int | None = None) -> dict[str, Any]:
+              rate: float | None = None, limit: int | None = None, profile: Path | None = None) -> dict[str, Any]:
+    import signal
+
     from extractor.stream.producer import produce_file
     from extractor.stream.topics import ensure_topics
+    from extractor.tools.bench.cpu import CpuMeter
     from extractor.tools.harness import Pipeline
 
     ensure_topics(settings)
     pipe = Pipeline(settings, log_dir)
     coll = pipe.collection()
+    spy = None
     try:
         for i in range(workers):
             pipe.start("work", f"worker-{i + 1}")
-        pipe.start("sink")
+        pipe.start("sink", "sink")
         deadline = time.monotonic() + timeout
         _wait_members(settings, settings.group_id, workers, deadline)
         _wait_members(settings, settings.sink_group_id, 1, deadline)
+        procs = dict(pipe.procs)
+        components: dict[str, Any] = {name: (lambda p=p: [p.pid]) for name, p in procs.items()}
+        meter = CpuMeter({**components, **_server_components()})
+        if profile is not None:
+            spy = _profiler(procs["worker-1"].pid, profile)
         t0 = time.monotonic()
+        meter.start()
         summary = produce_file(settings, csv_path, rate=rate, progress=False, limit=limit)
         if summary.delivery_errors:
             raise RuntimeError(f"{summary.delivery_errors} delivery errors while producing")
         t_end = _wait_all_written(settings, summary.sent, deadline)
+        cpu = meter.stop()
     finally:
+        if spy is not None and spy.poll() is None:
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
         pipe.stop_all()
     out: dict[str, Any] = {"sent": summary.sent, "seconds": t_end - t0, "entries_per_s": summary.sent / (t_end - t0),
-           "produce_seconds": summary.seconds}
+           "produce_seconds": summary.seconds, "cpu_seconds": cpu}
+    if spy is not None:
+        err = spy.stderr.read().decode(errors="replace") if spy.stderr else ""
+        out["profile"] = str(profile) if profile and profile.is_file() else f"py-spy failed: {err.strip()[-300:]}"
     lat = [d["written_at_ms"] - d["produced_at_ms"]
            for d in coll.find({}, {"written_at_ms": 1, "produced_at_ms": 1})
            if "written_at_ms" in d and "produced_at_ms" in d]
@@ -194,6 +242,9 @@ def _run_baseline(settings: Settings, csv_path: Path, base: str, timeout: float)
            "c(*sys.argv[1:7], int(sys.argv[7]))", settings.bootstrap_servers, topic, f"{base}-baseline",
            uri, settings.mongo_database, coll_name, str(len(rows))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=str(REPO_ROOT), text=True)
+    from extractor.tools.bench.cpu import CpuMeter
+
+    meter = CpuMeter({"consumer": lambda: [proc.pid], **_server_components()})
     try:
         if (proc.stdout.readline() if proc.stdout else "").strip() != "READY":
             raise RuntimeError("baseline consumer did not start")
@@ -201,12 +252,13 @@ def _run_baseline(settings: Settings, csv_path: Path, base: str, timeout: float)
 
         coll: Any = MongoClient(uri)[settings.mongo_database][coll_name]
         t0 = time.monotonic()
+        meter.start()
         producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
         for row in rows:
             producer.send(topic, value=",".join(row[:3]).encode("utf-8"))
         producer.flush()
         produce_s = time.monotonic() - t0
-        proc.wait(timeout)
+        cpu = _wait_exit_measured(proc, meter, timeout)
         t_end = time.monotonic()
         n = coll.estimated_document_count()
         if n < len(rows):
@@ -216,7 +268,24 @@ def _run_baseline(settings: Settings, csv_path: Path, base: str, timeout: float)
             proc.kill()
             proc.wait(10)
     return {"sent": len(rows), "seconds": t_end - t0, "entries_per_s": len(rows) / (t_end - t0),
-            "produce_seconds": produce_s}
+            "produce_seconds": produce_s, "cpu_seconds": cpu}
+
+
+def _wait_exit_measured(proc: subprocess.Popen, meter: Any, timeout: float) -> dict[str, float]:
+    """Wait for the baseline consumer to finish, sampling CPU until the last moment it is alive (a process that
+    has exited has no /proc entry to read, and its parent, this process, is the producer's component)."""
+    deadline = time.monotonic() + timeout
+    last = meter.stop()
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        now = meter.stop()
+        if "consumer" in now:
+            last = now
+        time.sleep(0.05)
+    final = meter.stop()
+    final["consumer"] = last.get("consumer", 0.0)
+    return final
 
 
 # --- the command ----------------------------------------------------------------------------------------
@@ -242,13 +311,17 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
         runs = {}
         for workers in (1, 2):
             r = _run_ours(_settings(base, f"w{workers}", database), csv_path, workers, tmp / f"w{workers}",
-                          args.timeout)
+                          args.timeout, profile=args.profile if workers == 1 else None)
             runs[workers] = r
             print(f"  {workers} worker(s): {r['sent']} entries in {r['seconds']:.1f} s -> "
                   f"{r['entries_per_s']:.0f} entries/s (produce {r['produce_seconds']:.1f} s)", flush=True)
         figures["entries_per_s_1_worker"] = round(runs[1]["entries_per_s"])
         figures["entries_per_s_2_workers"] = round(runs[2]["entries_per_s"])
         figures["ratio_2w_1w"] = round(runs[2]["entries_per_s"] / runs[1]["entries_per_s"], 2)
+        cpu_cols = {f"{w} worker{'s' if w > 1 else ''}": per_entry_ms(runs[w]["cpu_seconds"], runs[w]["sent"])
+                    for w in (1, 2)}
+        if runs[1].get("profile"):
+            figures["profile"] = runs[1]["profile"]
         rate = runs[2]["entries_per_s"] / 2
         n_lat = int(min(args.entries, max(1000, rate * args.latency_seconds)))
         r = _run_ours(_settings(base, "lat", database), csv_path, 2, tmp / "lat", args.timeout, rate=rate,
@@ -263,6 +336,13 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
             figures["baseline_entries_per_s"] = round(b["entries_per_s"])
             figures["vs_baseline_2_workers"] = round(runs[2]["entries_per_s"] / b["entries_per_s"], 2)
             print(f"  baseline (kafka-python, 2 regexes, insert_one): {b['entries_per_s']:.0f} entries/s", flush=True)
+            cpu_cols["baseline"] = per_entry_ms(b["cpu_seconds"], b["sent"])
+        figures["cpu_ms_per_entry"] = cpu_cols
+        for col, values in cpu_cols.items():
+            figures[f"cpu_ms_per_entry_total_{col.replace(' ', '_')}"] = values["total"]
+        print()
+        for line in format_table(cpu_cols):
+            print(f"  {line}", flush=True)
     finally:
         if not args.keep:
             try:
