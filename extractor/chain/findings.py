@@ -93,7 +93,9 @@ def load_organ_changes(path: Path) -> tuple[list[str], list[str]]:
     return changes, organs
 
 
-_DEGREE = r"(?:(?:mildly|moderately|severely|markedly|slightly|massively|grossly|significantly|diffusely|also|very)\s+)*"
+_DEGREE = (
+    r"(?:(?:mildly|moderately|severely|markedly|slightly|massively|grossly|significantly|diffusely|also|very)\s+)*"
+)
 _LINK = r"(?:was|were|is|are|appeared|appears|became|remained|looked|seemed)"
 _NOT_MODIFIER = r"(?!(?:and|or|with|without|in|of|the|a|an|was|were|is|are|by|to|on|at|no|not)\b)"
 

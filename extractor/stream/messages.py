@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import orjson
+
 from extractor.config import REPO_ROOT
 
 SCHEMA_VERSION = 1
@@ -190,7 +192,7 @@ def build_entry(patient_id: str, text: str, timestamp_raw: str, source_file: str
 
 
 def encode_entry(entry: Entry) -> bytes:
-    return json.dumps(entry.to_message(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return encode_json(entry.to_message())
 
 
 # --- schemas --------------------------------------------------------------------------------------------
@@ -267,7 +269,7 @@ def decode_entry(value: bytes | None, *, max_text_chars: int = 20_000) -> Entry:
     stripped = s.strip()
     if stripped.startswith("{"):
         try:
-            obj = json.loads(stripped)
+            obj = _loads(stripped)
         except json.JSONDecodeError as exc:
             raise PoisonMessage(R_NOT_JSON, STAGE_DECODE, f"{exc.msg} at char {exc.pos}",
                                 "JSONDecodeError") from None
@@ -343,6 +345,10 @@ def build_processed(entry: Entry, result: Mapping[str, Any], *, extractor_versio
         doc["substances"] = [
             {**e, "details": _clean(e["details"])} if e.get("details") else e for e in result["substances"]
         ]
+    # one flat, indexed list of the codes found ("illness:I10", "medicine:DB00722"): one multikey index serves
+    # the code queries of both kinds (two indexes on illnesses.code / medicines.code cost PostgreSQL ~0.06 ms of
+    # CPU per document each, measured with bench pipeline)
+    doc["codes"] = entity_codes(doc["illnesses"], doc["medicines"])
     doc["stages_run"] = list(result.get("stages_run", []))
     doc["extractor_version"] = extractor_version
     doc["lexicon_version"] = lexicon_version
@@ -361,8 +367,50 @@ def build_processed(entry: Entry, result: Mapping[str, Any], *, extractor_versio
     return doc
 
 
+def entity_codes(illnesses: Sequence[Mapping[str, Any]], medicines: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``kind:code`` of every coded entity (negated ones too, as the entity lists hold them), sorted, unique."""
+    out = {f"illness:{e['code']}" for e in illnesses if e.get("code")}
+    out |= {f"medicine:{e['code']}" for e in medicines if e.get("code")}
+    return sorted(out)
+
+
 def encode_json(doc: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, as ``json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)``
+    writes it, through orjson (several times faster); what orjson refuses (an integer beyond 64 bits, a
+    non-string key) goes through json. No NaN reaches here: decoding refuses it and build_processed replaces a
+    non-finite confidence by null."""
+    try:
+        return orjson.dumps(doc)
+    except (TypeError, orjson.JSONEncodeError):
+        pass
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(s: str) -> Any:
+    """JSON through orjson; what orjson refuses gets json's verdict (it reads integers beyond 64 bits), and NaN or
+    Infinity, which neither is valid JSON nor fits a document, is a JSONDecodeError."""
+    try:
+        return orjson.loads(s)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(s, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        raise json.JSONDecodeError(str(exc), s, 0) from None
+
+
+def decode_json(value: bytes | str) -> Any:
+    """A processed document from its JSON (the sink's decode): ValueError for bad JSON or bytes that are not
+    UTF-8, TypeError for no value at all."""
+    if value is None:
+        raise TypeError("no value")
+    return _loads(value if isinstance(value, str) else value.decode("utf-8"))
 
 
 # --- headers ------------------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ class Sink:
         bad_msgs: list[tuple[Any, str]] = []
         for msg in real:
             try:
-                doc = json.loads(msg.value())
+                doc = m.decode_json(msg.value())
                 if not isinstance(doc, dict) or "_id" not in doc:
                     raise ValueError("not an object with _id")
             except (ValueError, TypeError) as exc:

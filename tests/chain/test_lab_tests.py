@@ -78,7 +78,7 @@ CASES = [
     # ... until a treatment cue takes the list over
     ("positive for HIV, and was started on tenofovir, emtricitabine and dolutegravir", "emtricitabine", 0, False),
     # a name built like a marker's (last word a marker_head row, or a multi-word enzyme) is a test ...
-    ("His serological markers, including antinuclear antibodies, were unremarkable.", "antinuclear antibodies", 0, True),
+    ("Serological markers, including antinuclear antibodies, were unremarkable.", "antinuclear antibodies", 0, True),
     ("Human leukocyte antigen genotyping determined the haplotype.", "Human leukocyte antigen", 0, True),
     ("the soluble interleukin-2 receptor was raised", "interleukin-2 receptor", 0, True),
     ("The tumour had been estrogen receptor-positive.", "estrogen receptor", 0, True),

@@ -189,3 +189,26 @@ def test_processed_document_carries_assertion_fields_and_substances() -> None:
     assert m.schema_errors(doc, "processed.schema.json") == []
     doc["illnesses"][0]["experiencer"] = "neighbour"
     assert m.schema_errors(doc, "processed.schema.json") != []
+
+
+def test_encode_json_writes_what_json_dumps_writes():
+    import json
+
+    doc = {"_id": "a", "text": "Pt c/o chest pain \u2014 “Lipitor” gave me cramps 😣", "n": [1, 2.5, None, True],
+           "nested": {"k": "v\u2028w"}}
+    assert m.encode_json(doc) == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    big = {"_id": "b", "n": 2**70}  # beyond orjson's 64 bits: json writes it
+    assert m.encode_json(big) == b'{"_id":"b","n":1180591620717411303424}'
+    assert m.decode_json(m.encode_json(big)) == big
+
+
+def test_nan_is_not_json():
+    value = b'{"entry_id":"x","patient_id":"P1","text":"t","timestamp":"2024-01-01T00:00:00Z","schema_version":1,' \
+            b'"score":NaN}'
+    with pytest.raises(m.PoisonMessage) as err:
+        m.decode_entry(value)
+    assert err.value.reason == m.R_NOT_JSON
+    with pytest.raises(ValueError):
+        m.decode_json(b'{"_id": "x", "c": Infinity}')
+    with pytest.raises(TypeError):
+        m.decode_json(None)

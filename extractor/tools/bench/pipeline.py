@@ -15,7 +15,8 @@ Every phase has its own topics, consumer groups and collection (in one throw-awa
 Each throughput run also reports **CPU milliseconds per entry by component** (:mod:`extractor.tools.bench.cpu`):
 the producer (this process: the producing and the lag probes that tell when all is written), the broker, each
 worker, the writer (the project's sink), FerretDB and PostgreSQL, and their total, over the measured window; the
-baseline's the same way. ``--profile SVG`` records a py-spy flame graph of the first worker in the 1-worker run.
+baseline's the same way. ``--profile PATH`` records a py-spy profile (flame graph for .svg) of the first worker
+in the 1-worker run.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def configure_pipeline_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-baseline", action="store_true", help="skip the kafka-python baseline")
     p.add_argument("--timeout", type=float, default=300.0, help="deadline of each phase (default 300 s)")
     p.add_argument("--keep", action="store_true", help="keep the bench database (default: dropped)")
-    p.add_argument("--profile", type=Path, metavar="SVG",
-                   help="write a py-spy flame graph of the first worker during the 1-worker run")
+    p.add_argument("--profile", type=Path, metavar="PATH",
+                   help="py-spy profile of the first worker during the 1-worker run: a flame graph for .svg, "
+                        "speedscope for .json, collapsed stacks otherwise")
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -137,13 +139,15 @@ def _server_components() -> dict[str, Any]:
             for label in [SERVER_COMPONENTS[name]]}
 
 
-def _profiler(pid: int, svg: Path) -> subprocess.Popen:
-    """py-spy recording ``pid`` into ``svg`` until it gets SIGINT."""
+def _profiler(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy recording ``pid`` into ``out`` until it gets SIGINT: a flame graph for ``.svg``, speedscope JSON for
+    ``.json``, collapsed stacks (one line per stack and its sample count, for grep and sort) otherwise."""
     import shutil
 
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    svg.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([exe, "record", "--pid", str(pid), "--output", str(svg), "--format", "flamegraph",
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(out.suffix, "raw")
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--output", str(out), "--format", fmt,
                              "--rate", "100", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
