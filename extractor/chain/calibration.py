@@ -107,6 +107,19 @@ def bucket_keys(e: Entity, band: str | None = None) -> list[str]:
     return out + keys[-2:]
 
 
+def _signature(e: Entity, band: str | None) -> tuple[object, ...]:
+    """Everything :func:`bucket_keys` reads from an entity: equal signatures give equal keys."""
+    d = e.details
+    agreed = d.get("agreed")
+    common = (e.method, e.label, bool(e.code), tuple(agreed) if agreed else None, band)
+    if e.method == "regex":
+        return (*common, d.get("rule", "?"))
+    words = len(e.surface.split())
+    if e.method == "lexicon":
+        return (*common, str(d.get("match", "exact")), _band(e.score), words <= 1)
+    return (*common, int(d.get("n_tokens", words)), _ner_band(e.score))
+
+
 def _evidence_keys(e: Entity) -> list[str]:
     linked = "linked" if e.code else "unlinked"
     base = f"{e.method}|{e.label}"
@@ -162,6 +175,7 @@ class Calibrator:
         path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
     def add(self, e: Entity, correct: bool, *, only_agreement: bool = False, band: str | None = None) -> None:
+        self.__dict__.pop("_memo", None)
         keys = bucket_keys(e, band)
         if band and band.endswith("n"):
             # a narrative report's evidence fits only its own buckets: the general ones stay what they were
@@ -174,6 +188,21 @@ class Calibrator:
             self.counts[key] = (c + int(correct), n + 1)
 
     def probability(self, e: Entity, band: str | None = None) -> float | None:
+        """The smoothed precision of ``e``'s buckets; memoised by what the bucket keys are made of (a worker asks
+        for the same few hundred shapes millions of times)."""
+        sig = _signature(e, band)
+        memo = self.__dict__.setdefault("_memo", {})
+        try:
+            return memo[sig]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        p = self._probability(e, band)
+        if len(memo) > 100_000:
+            memo.clear()
+        memo[sig] = p
+        return p
+
+    def _probability(self, e: Entity, band: str | None = None) -> float | None:
         keys = [k for k in bucket_keys(e, band) if k in self.counts]
         if not keys:
             return None
