@@ -198,10 +198,18 @@ class FatalConsumerError(RuntimeError):
     process exits non-zero so that its supervisor (Kubernetes, systemd, the harness) starts a fresh one."""
 
 
+FATAL_CODE = -150  # librdkafka's RD_KAFKA_RESP_ERR__FATAL (confluent_kafka.KafkaError._FATAL)
+
+
 def raise_if_fatal(msgs: Iterable[Any]) -> None:
+    """Raise :class:`FatalConsumerError` for a fatal error among ``msgs``. librdkafka reports one as an error
+    event whose code is ``_FATAL`` (a fenced static member after a broker restart, say), and that event's own
+    ``fatal()`` can be False: the code decides too."""
     for msg in msgs:
         err = msg.error()
-        if err is not None and getattr(err, "fatal", lambda: False)():
+        if err is None:
+            continue
+        if getattr(err, "fatal", lambda: False)() or getattr(err, "code", lambda: None)() == FATAL_CODE:
             raise FatalConsumerError(str(err))
 
 

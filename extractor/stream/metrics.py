@@ -35,6 +35,9 @@ SINK_RETRIES = Counter("extractor_sink_retries_total", "MongoDB batch writes ret
 DELIVERY_ERRORS = Counter("extractor_delivery_errors_total", "producer delivery reports with an error",
                           ["component"])
 COMMITS = Counter("extractor_offset_commits_total", "synchronous offset commits", ["component", "outcome"])
+CONSUMER_RENEWALS = Counter("extractor_consumer_renewals_total",
+                            "fresh consumers made after a fatal consumer error (a fenced static member)",
+                            ["component"])
 LEXICON_RELOADS = Counter("extractor_lexicon_reloads_total", "lexicon hot reloads that changed the chain")
 LEXICON_RELOAD_FAILURES = Counter(
     "extractor_lexicon_reload_failures_total", "lexicon edits that failed to load (the previous chain stays live)"

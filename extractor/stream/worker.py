@@ -69,7 +69,8 @@ class Worker:
     component = "worker"
 
     def __init__(self, settings: Settings, chain: Any, *, consumer: Any = None, producer: Any = None,
-                 stop: StopFlag | None = None, clock: Callable[[], float] = time.monotonic):
+                 stop: StopFlag | None = None, clock: Callable[[], float] = time.monotonic,
+                 consumer_factory: Callable[[], Any] | None = None):
         self.settings = settings
         self.chain = chain
         self.stop = stop if stop is not None else StopFlag()
@@ -82,11 +83,18 @@ class Worker:
         self.chain_version = str(getattr(chain, "version", "") or self.lexicon_version)
         self.poll_size = settings.batch_size  # shrinks for long notes (see _extract_in_chunks)
         self.keepalive_s = min(10.0, settings.max_poll_interval_ms / 1000 / 6)
-        if consumer is None:
+        # how a fresh consumer is made after a fatal error (None: only the consumer given, e.g. a test's fake)
+        self._new_consumer: Callable[[], Any] | None = consumer_factory
+        self._renewals: list[float] = []
+        if consumer is None and consumer_factory is None:
             from confluent_kafka import Consumer
 
             extra = {"group.instance.id": settings.group_instance_id} if settings.group_instance_id else {}
-            consumer = Consumer(consumer_config(settings, settings.group_id, **extra))
+            config = consumer_config(settings, settings.group_id, **extra)
+            self._new_consumer = lambda: Consumer(config)
+        if consumer is None:
+            assert self._new_consumer is not None
+            consumer = self._new_consumer()
         if producer is None:
             from confluent_kafka import Producer
 
@@ -272,7 +280,11 @@ class Worker:
                 now = self.clock()
                 if msgs:
                     last_msg = now
-                    self.process(msgs)
+                    try:
+                        self.process(msgs)
+                    except FatalConsumerError as exc:
+                        self._renew_consumer(exc)
+                        continue
                 elif self._pending:
                     self._commit_pending()
                 if self.settings.lexicon_reload_s and now - last_reload >= self.settings.lexicon_reload_s:
@@ -295,6 +307,26 @@ class Worker:
         finally:
             self.close()
         return self.stats
+
+    def _renew_consumer(self, exc: FatalConsumerError) -> None:
+        """A fatal consumer error (a static member fenced after a broker restart: the broker let the same
+        ``group.instance.id`` in twice) leaves the consumer unusable. A fresh consumer with the same instance id
+        takes the partitions back at once, without reloading the chain; offsets not committed yet are consumed
+        again (at least once: the writes are idempotent upserts). More than 3 in a minute: the error is raised
+        and the process exits for its supervisor to restart it."""
+        now = time.monotonic()
+        self._renewals = [t for t in self._renewals if now - t < 60] + [now]
+        if self._new_consumer is None or len(self._renewals) > 3:
+            raise exc
+        log.warning("fatal consumer error, a new consumer takes over: %s", exc)
+        metrics.CONSUMER_RENEWALS.labels(self.component).inc()
+        try:
+            self.consumer.close()
+        except Exception as err:  # noqa: BLE001 - a fatal consumer may refuse to close cleanly
+            log.debug("closing the fenced consumer: %s", err)
+        self._pending.clear()
+        self.consumer = self._new_consumer()
+        self.subscribe()
 
     def close(self) -> None:
         flush_all(self.producer)

@@ -294,3 +294,29 @@ def test_a_fatal_consumer_error_stops_the_worker_instead_of_idling_for_ever():
     w, consumer, _producer = make_worker([Msg(entry_bytes("p1", "signs of flu"), 0), FatalMsg(None, 1)])
     with pytest.raises(FatalConsumerError, match="fenced"):
         w.run(max_messages=10)
+
+
+def test_a_fenced_worker_takes_a_fresh_consumer_and_goes_on():
+    """After a broker restart librdkafka may fence a static member with an error event of code _FATAL whose own
+    fatal() is False: the worker notices it by the code, makes a fresh consumer (same settings) and goes on with
+    the records it had not committed, without exiting."""
+    from confluent_kafka import KafkaError
+
+    class FencedMsg(Msg):
+        def error(self):
+            return KafkaError(KafkaError._FATAL, "Static consumer fenced by other consumer", fatal=False)
+
+    class Recording(FakeConsumer):
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    first = Recording([Msg(entry_bytes("p1", "signs of flu"), 0), FencedMsg(None, 1)])
+    second = Recording([Msg(entry_bytes("p2", "signs of flu"), 1)])
+    made = iter([first, second])
+    s = Settings(input_topic="in", processed_topic="out", dlq_topic="dlq", batch_size=1, lexicon_reload_s=0)
+    w = Worker(s, FakeChain(), producer=FakeProducer(), consumer_factory=lambda: next(made))
+    w.run(max_messages=2, max_idle_s=0.5)
+    assert first.closed and second.topics == ["in"]
+    assert [json.loads(r["value"])["patient_id"] for r in w.producer.sent if r["topic"] == "out"] == ["p1", "p2"]
