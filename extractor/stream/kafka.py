@@ -136,6 +136,9 @@ def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], component
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             name = err.name() if hasattr(err, "name") else str(err)
+            if name == "_FATAL" or (hasattr(err, "fatal") and err.fatal()):
+                metrics.COMMITS.labels(component, "lost").inc()
+                raise FatalConsumerError(str(err)) from None  # retrying a fatal consumer only wastes time
             if name in _COMMIT_GIVE_UP:
                 metrics.COMMITS.labels(component, "lost").inc()
                 log.warning("commit refused (%s): group rebalancing; offsets of partitions still assigned are "

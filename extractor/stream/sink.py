@@ -267,7 +267,10 @@ class Sink:
                     break
         finally:
             if self._pending:
-                commit_offsets(self.consumer, self._pending, self.component, attempts=10)
+                try:
+                    commit_offsets(self.consumer, self._pending, self.component, attempts=10)
+                except FatalConsumerError as exc:  # not committed: written again by whoever takes the partitions
+                    log.warning("final commit impossible: %s", exc)
             try:
                 self.consumer.close()
             except Exception as exc:

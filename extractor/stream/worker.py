@@ -276,17 +276,17 @@ class Worker:
         reported = 0
         try:
             while not self.stop:
-                msgs = poll_batch(self.consumer, self.poll_size, self.settings.poll_timeout_s)
-                now = self.clock()
-                if msgs:
-                    last_msg = now
-                    try:
+                try:  # a fatal error surfaces as an event, from a commit or from a rebalance callback
+                    msgs = poll_batch(self.consumer, self.poll_size, self.settings.poll_timeout_s)
+                    now = self.clock()
+                    if msgs:
+                        last_msg = now
                         self.process(msgs)
-                    except FatalConsumerError as exc:
-                        self._renew_consumer(exc)
-                        continue
-                elif self._pending:
-                    self._commit_pending()
+                    elif self._pending:
+                        self._commit_pending()
+                except FatalConsumerError as exc:
+                    self._renew_consumer(exc)
+                    continue
                 if self.settings.lexicon_reload_s and now - last_reload >= self.settings.lexicon_reload_s:
                     last_reload = now
                     self.maybe_reload()
@@ -331,7 +331,10 @@ class Worker:
     def close(self) -> None:
         flush_all(self.producer)
         if self._pending:
-            commit_offsets(self.consumer, self._pending, self.component, attempts=10)
+            try:
+                commit_offsets(self.consumer, self._pending, self.component, attempts=10)
+            except FatalConsumerError as exc:  # not committed: consumed again by whoever takes the partitions
+                log.warning("final commit impossible: %s", exc)
             self._pending.clear()
         try:
             self.consumer.close()

@@ -320,3 +320,22 @@ def test_a_fenced_worker_takes_a_fresh_consumer_and_goes_on():
     w.run(max_messages=2, max_idle_s=0.5)
     assert first.closed and second.topics == ["in"]
     assert [json.loads(r["value"])["patient_id"] for r in w.producer.sent if r["topic"] == "out"] == ["p1", "p2"]
+
+
+def test_a_commit_on_a_fenced_consumer_is_fatal_at_once_not_retried():
+    from confluent_kafka import KafkaError, KafkaException
+
+    from extractor.stream.kafka import FatalConsumerError, commit_offsets
+
+    class Fenced(FakeConsumer):
+        calls = 0
+
+        def commit(self, offsets=None, asynchronous=True):
+            self.calls += 1
+            raise KafkaException(KafkaError(KafkaError._FATAL, "Static consumer fenced"))
+
+    c = Fenced([])
+    t0 = time.monotonic()
+    with pytest.raises(FatalConsumerError, match="fenced"):
+        commit_offsets(c, {("in", 0): 5}, "worker")
+    assert c.calls == 1 and time.monotonic() - t0 < 0.5
