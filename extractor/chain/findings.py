@@ -137,9 +137,8 @@ class OrganChanges:
 class Findings:
     """Adds the findings of a narrative report (see the module doc) to the chain's entities."""
 
-    def __init__(self, rows: Sequence[Finding], changes: OrganChanges | None = None, changes_file: str = "") -> None:
+    def __init__(self, rows: Sequence[Finding], changes: OrganChanges | None = None) -> None:
         self.changes = changes
-        self._changes_source = changes_file
         self.rows = {r.term: r for r in rows}
         # first word -> (words, row), longest first: "pleural thickening" before "thickening"
         self._first: dict[str, list[tuple[tuple[str, ...], Finding]]] = {}
@@ -154,7 +153,7 @@ class Findings:
             return None
         changes_path = Path(lexicon_dir) / ORGAN_CHANGES_FILE
         changes = OrganChanges(*load_organ_changes(changes_path)) if changes_path.is_file() else None
-        return cls(load_findings(path), changes, ORGAN_CHANGES_FILE)
+        return cls(load_findings(path), changes)
 
     def add(self, text: str, entities: Sequence[Entity], report: bool | None = None) -> list[Entity]:
         """``entities`` followed by a finding entity for each finding word no entity covers, in a narrative report
@@ -171,7 +170,7 @@ class Findings:
                     continue
                 added.append((start, end))
                 out.append(Entity(
-                    text[start:end], start, end, ILLNESS, "lexicon", self._changes_source, PRIOR,
+                    text[start:end], start, end, ILLNESS, "lexicon", ORGAN_CHANGES_FILE, PRIOR,
                     canonical=canonical, score=100.0, details={"match": "organ change"},
                 ))
             if added:

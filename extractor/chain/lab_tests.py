@@ -95,6 +95,11 @@ _TEST_LIST_GAP = re.compile(
 )
 
 
+def _words(surface: str) -> list[str]:
+    """The words of a name, split at spaces, hyphens and slashes ("angiotensin-converting enzyme inhibitor")."""
+    return re.split(r"[\s/-]+", normalise(surface))
+
+
 class LabContextError(ValueError):
     """lab_context.tsv is malformed; the message names file and line."""
 
@@ -152,14 +157,12 @@ class LabTests:
 
     def is_class_name(self, surface: str) -> bool:
         """A drug class's name: two words or more ending in a ``class_head`` word ("ACE inhibitors")."""
-        words = re.split(r"[\s/-]+", normalise(surface))
+        words = _words(surface)
         return len(words) >= 2 and words[-1] in self.class_heads
 
     def marker_name(self, surface: str) -> bool:
         """Is ``surface`` built like a marker's name (see rule 4 of the module's docstring)?"""
-        words = re.split(r"[\s/-]+", normalise(surface))
-        if not words or not words[-1]:
-            return False
+        words = _words(surface)
         last = words[-1]
         return last in self.heads or (len(words) >= 2 and last.endswith(("ase", "ases")) and len(last) > 5)
 
