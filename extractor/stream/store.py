@@ -11,8 +11,8 @@ also run by ``python -m services up`` and ``make demo``) creates the indexes the
 
 Every index costs the database CPU on each write (measured with ``bench pipeline`` on FerretDB 2 / DocumentDB:
 0.02-0.06 ms per document each), so there is no index a query does not use. Earlier versions also had
-``illness_code_timestamp``, ``medicine_code_timestamp`` and ``status``; :func:`ensure_indexes` drops them and adds
-``codes`` to documents written before it existed.
+``illness_code_timestamp``, ``medicine_code_timestamp`` and ``status``; :func:`ensure_indexes` drops them, and
+``db init`` adds ``codes`` to documents written before it existed.
 
 ``timestamp`` is the entry's own time (ISO 8601 from the CSV), so string order is time order.
 """
@@ -69,9 +69,10 @@ def upsert_documents(coll: Any, docs: list[dict[str, Any]], chunk: int = WRITE_C
         coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[i:i + chunk]], ordered=False)
 
 
-def ensure_indexes(settings: Settings, coll: Any = None) -> list[str]:
-    """Create the query indexes (idempotent), drop the obsolete ones and give older documents their ``codes``;
-    returns the index names."""
+def ensure_indexes(settings: Settings, coll: Any = None, *, migrate: bool = False) -> list[str]:
+    """Create the query indexes (idempotent) and drop the obsolete ones; returns the index names. ``migrate``
+    (``python -m extractor db init``) also gives documents written before ``codes`` existed their ``codes``: a
+    scan of the collection, so not on every sink start."""
     from pymongo import IndexModel
 
     coll = coll if coll is not None else collection(settings)
@@ -82,7 +83,8 @@ def ensure_indexes(settings: Settings, coll: Any = None) -> list[str]:
         if name in present:
             coll.drop_index(name)
             log.info("dropped obsolete index %s", name)
-    add_codes(coll)
+    if migrate:
+        add_codes(coll)
     return names
 
 

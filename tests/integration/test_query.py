@@ -40,8 +40,8 @@ def settings(services, unique_name):
 def test_indexes_and_queries(settings):
     coll = store.collection(settings)
     coll.create_index([("status", 1)], name="status")  # an index of an earlier version
-    names = store.ensure_indexes(settings)
-    assert names == store.ensure_indexes(settings)  # idempotent
+    names = store.ensure_indexes(settings, migrate=True)
+    assert names == store.ensure_indexes(settings, migrate=True)  # idempotent
     assert set(coll.index_information()) == {"_id_"} | {n for n, _ in store.INDEXES}  # no unused index left
     # documents written before `codes` existed get it
     assert coll.find_one({"_id": "e2"})["codes"] == ["illness:E11", "illness:I10", "medicine:DB00331",
@@ -60,7 +60,7 @@ def test_indexes_and_queries(settings):
 
 
 def test_query_command_json(settings):
-    store.ensure_indexes(settings)  # what `python -m extractor db init` does
+    store.ensure_indexes(settings, migrate=True)  # what `python -m extractor db init` does
 
     def run(*args: str) -> list[dict]:
         out = subprocess.run([sys.executable, "-m", "extractor", "query", *args, "--json"], cwd=REPO_ROOT,
