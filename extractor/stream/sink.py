@@ -127,8 +127,9 @@ class Sink:
                 delay = min(delay * 2, self.settings.sink_max_backoff_s)
 
     def _write(self, docs: list[dict[str, Any]]) -> None:
-        """Upsert ``docs`` by ``_id`` (ReplaceOne, upsert), unordered: idempotent, so a redelivery is harmless."""
-        store.upsert_documents(self.collection, docs, WRITE_CHUNK)
+        """Upsert ``docs`` by ``_id`` (insert, then ReplaceOne for those already there), unordered: idempotent, so
+        a redelivery is harmless."""
+        store.upsert_documents(self.collection, docs, WRITE_CHUNK, insert_first=True)
 
     def write_with_retry(self, docs: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
         """(written, bad documents). ``written`` False only when stopping while MongoDB is still failing."""

@@ -55,18 +55,38 @@ def collection(settings: Settings, client: Any = None) -> Any:
 WRITE_CHUNK = 500  # ReplaceOne statements per bulk command
 
 
-def upsert_documents(coll: Any, docs: list[dict[str, Any]], chunk: int = WRITE_CHUNK) -> None:
+DUPLICATE_KEY = 11000
+
+
+def upsert_documents(coll: Any, docs: list[dict[str, Any]], chunk: int = WRITE_CHUNK,
+                     insert_first: bool = False) -> None:
     """The project's one idempotent MongoDB write: ``ReplaceOne({_id}, doc, upsert=True)`` per document, unordered,
-    in bulk commands of ``chunk``; each document gets ``written_at_ms``. Used by the sink and the backfill."""
+    in bulk commands of ``chunk``; each document gets ``written_at_ms``. Used by the sink and the backfill.
+
+    ``insert_first`` (the sink: nearly every document is new): an unordered ``insert_many`` first, and the
+    replace only for the documents whose ``_id`` is already there (a redelivery, a replay). The end state is the
+    same; an insert costs the database less than an upsert's look-up (measured on FerretDB 2 / DocumentDB:
+    0.03 ms of PostgreSQL CPU per document). Any other write error is raised as it came."""
     import time
 
     from pymongo import ReplaceOne
+    from pymongo.errors import BulkWriteError
 
     now = int(time.time() * 1000)
     for d in docs:
         d["written_at_ms"] = now
     for i in range(0, len(docs), chunk):
-        coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs[i:i + chunk]], ordered=False)
+        part = docs[i:i + chunk]
+        if insert_first:
+            try:
+                coll.insert_many(part, ordered=False)
+                continue
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                part = [part[e["index"]] for e in errors]
+        coll.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in part], ordered=False)
 
 
 def ensure_indexes(settings: Settings, coll: Any = None, *, migrate: bool = False) -> list[str]:

@@ -128,3 +128,15 @@ def test_credentials_file_is_private(services_config) -> None:
     for name in ("mongo.json", "mongo.uri", "connect-secrets.properties"):
         mode = stat.S_IMODE((services_config.data_dir / "secrets" / name).stat().st_mode)
         assert mode == 0o600, (name, oct(mode))
+
+
+def test_the_sinks_insert_first_write_replaces_what_is_there(collection: Collection) -> None:
+    """upsert_documents(insert_first=True), as the sink writes: new documents inserted, the ids already there
+    (FerretDB answers E11000 for them) replaced; the end state is what ReplaceOne upserts give."""
+    from extractor.stream.store import upsert_documents
+
+    upsert_documents(collection, [{"_id": "a", "v": 1}, {"_id": "b", "v": 1}], insert_first=True)
+    upsert_documents(collection, [{"_id": "b", "v": 2}, {"_id": "c", "v": 1}, {"_id": "a", "v": 3}],
+                     insert_first=True)
+    docs = {d["_id"]: d["v"] for d in collection.find()}
+    assert docs == {"a": 3, "b": 2, "c": 1}

@@ -191,6 +191,21 @@ class FakeCollection:
         for op in ops:
             self.docs[op._filter["_id"]] = op._doc
 
+    def insert_many(self, docs, ordered=True):
+        """As MongoDB does it, unordered: every new _id is inserted, each existing one is a duplicate-key error."""
+        from pymongo.errors import BulkWriteError
+
+        self._maybe_fail()
+        self.inserts = getattr(self, "inserts", 0) + 1
+        errors = []
+        for i, d in enumerate(docs):
+            if d["_id"] in self.docs or d.get("bad"):
+                errors.append({"index": i, "code": 2 if d.get("bad") else 11000, "errmsg": "refused"})
+            else:
+                self.docs[d["_id"]] = d
+        if errors:
+            raise BulkWriteError({"writeErrors": errors, "nInserted": len(docs) - len(errors)})
+
     def create_indexes(self, models):
         return [m.document["name"] for m in models]
 
@@ -204,10 +219,12 @@ def test_sink_retries_then_commits_and_dedupes():
     assert sink.process(list(msgs))
     assert coll.calls == 4 and coll.docs["a"]["v"] == 2 and len(coll.docs) == 2
     assert consumer.commits == [{("out", 0): 3}]
-    # the same records again (redelivery): existing ids are replaced, nothing duplicated
-    msgs2 = [Msg(json.dumps({"_id": "a", "v": 3}).encode(), 3, topic="out")]
+    # the same records again (redelivery): the insert finds the id taken, the document is replaced, nothing
+    # duplicated
+    msgs2 = [Msg(json.dumps({"_id": "a", "v": 3}).encode(), 3, topic="out"),
+             Msg(json.dumps({"_id": "c", "v": 1}).encode(), 4, topic="out")]
     assert sink.process(msgs2)
-    assert coll.docs["a"]["v"] == 3 and len(coll.docs) == 2
+    assert coll.docs["a"]["v"] == 3 and coll.docs["c"]["v"] == 1 and len(coll.docs) == 3
 
 
 def test_sink_does_not_commit_when_stopped_while_down():
