@@ -89,8 +89,10 @@ _ENZYME_AFTER = re.compile(r"[\s-]*[a-z]*(?:ase|ases)\b", re.IGNORECASE)
 
 
 # between two items of a list: a comma, "and", "or", "as well as", a parenthesised abbreviation or figure
+# or an opening parenthesis: the abbreviation defined right after a test's name is the same test ("neuron-specific
+# enolase (NSE)", "serum amyloid A (SAA)")
 _TEST_LIST_GAP = re.compile(
-    r"(?:\s*\([^();\n]{1,40}\))?\s*(?:,|;|/)?\s*(?:(?:and|or|as well as|and/or)\s+)?",
+    r"(?:\s*\([^();\n]{1,40}\))?\s*(?:,|;|/)?\s*(?:(?:and|or|as well as|and/or)\s+)?|\s*\(\s*",
     re.IGNORECASE,
 )
 

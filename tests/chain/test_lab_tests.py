@@ -115,6 +115,11 @@ def test_split_moves_tests_with_the_cue(lab: LabTests) -> None:
         ("Treated with aspirin, clopidogrel and heparin.", [], ["aspirin", "clopidogrel", "heparin"]),
         # an item with its own dose is a medicine even in a list after a test
         ("Serum calcium 11.2 mg/dL, magnesium 2 g IV given.", ["calcium"], ["magnesium"]),
+        # the abbreviation defined right after a test's name is the same test
+        ("Levels of neuron-specific enolase (NSE) suggested a neuroendocrine tumour.",
+         ["neuron-specific enolase", "NSE"], []),
+        # interferon is measured, but mostly given: its abbreviation stays a medicine with it
+        ("no prior exposure to any Interferon (IFN) or ribavirin", [], ["Interferon", "IFN", "ribavirin"]),
     ],
 )
 def test_a_list_shares_its_test_cue(lab: LabTests, text: str, tests: list[str], medicines: list[str]) -> None:
