@@ -168,10 +168,10 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        # the broker's minimum: after a broker restart the group waits out the session of every member that
-        # will not come back (its member id is gone) before it assigns again; 10 s made the backlog of a
-        # restart 4 s longer. A SIGKILLed static member restarts well within it (≈ 4 s, model load included).
-        "session.timeout.ms": 6_000,
+        # longer than a broker restart (8-12 s here): a session that times out during the restart revokes the
+        # partitions, and the revoke callback's synchronous commit then waits on a coordinator that is not there
+        # (6 s hung a sink for minutes in test_faults). A SIGKILLed static member restarts well within it.
+        "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         "fetch.wait.max.ms": 50,
