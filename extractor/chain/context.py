@@ -84,7 +84,8 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 def _tokens(text: str) -> list[tuple[str, int, int]]:
     """Lower-cased word and punctuation tokens with offsets: how both triggers and texts are matched."""
-    return [(m.group(0).lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    # a typographic apostrophe ("don’t", common in typed posts) reads as the ASCII one of the triggers
+    return [(m.group(0).lower().replace("\u2019", "'"), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
 class ContextError(ValueError):

@@ -37,10 +37,12 @@ from extractor.chain.abbreviations import add_defined_abbreviations
 from extractor.chain.attributes import add_medicine_attributes
 from extractor.chain.calibration import Calibrator
 from extractor.chain.context import CONTEXT_FILE, SECTIONS_FILE, ContextAnnotator
-from extractor.chain.findings import FINDINGS_FILE, Findings
+from extractor.chain.findings import FINDINGS_FILE, ORGAN_CHANGES_FILE, Findings
 from extractor.chain.lab_tests import LAB_CONTEXT_FILE, LAB_TESTS_FILE, LabTests
 from extractor.chain.model import ILLNESS, MEDICINE, Entity, ExtractionError, ExtractionResult, Label
 from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities
+from extractor.chain.patient_wording import FILE as PATIENT_WORDING_FILE
+from extractor.chain.patient_wording import PatientWording
 from extractor.chain.rules import RULES_FILE, RegexStage
 from extractor.chain.segments import Segments, SpanIndex, extract_by_segment
 from extractor.chain.stage import Stage
@@ -120,6 +122,7 @@ class Chain:
     non_entities: NonEntities | None = None
     lab_tests: LabTests | None = None
     findings: Findings | None = None
+    patient_wording: PatientWording | None = None
     linker: Linker | None = None
     calibrator: Calibrator | None = None
     # the confidence a result reports: fitted on the whole chain's output, applied last (calibration.py)
@@ -169,6 +172,7 @@ class Chain:
             non_entities=NonEntities.from_dir(lexicon_dir),
             lab_tests=LabTests.from_dir(lexicon_dir),
             findings=Findings.from_dir(lexicon_dir) if "lexicon" in settings.stages else None,
+            patient_wording=PatientWording.from_dir(lexicon_dir) if "lexicon" in settings.stages else None,
             linker=LexiconLinker(lexicon) if lexicon is not None else None,
             calibrator=Calibrator.load_default(),
             reported=Calibrator.load_default("reported"),
@@ -304,6 +308,14 @@ class Chain:
             e = self.calibrator.calibrate(e, band)
         return e
 
+    def _lookup_illness(self, name: str) -> tuple[str, str, str] | None:
+        """(canonical, code, code_system) of the illness row named ``name`` exactly, or None."""
+        lexicon = getattr(self.linker, "lexicon", None)
+        row = lexicon.lookup(name) if lexicon is not None else None
+        if row is None or row.label != ILLNESS or not row.code or not row.code_system:
+            return None
+        return row.canonical, row.code, row.code_system
+
     def _segments_needing_ner(
         self, text: str, spans: list[tuple[int, int]], entities: list[Entity]
     ) -> list[tuple[int, int]]:
@@ -332,6 +344,11 @@ class Chain:
         ents = [e for e in entities if e.confidence >= self.min_confidence]
         if self.findings is not None:  # a narrative report's findings where nothing else was found
             ents += [self._finish_entity(e) for e in self.findings.add(prep.text, ents, report)[len(ents):]]
+        if self.patient_wording is not None:  # "my knees ache", "I can't sleep": a patient's own words
+            before = {id(e) for e in ents}
+            ents = self.patient_wording.add(prep.text, ents, self._lookup_illness)
+            if self.calibrator is not None:
+                ents = [e if id(e) in before else self.calibrator.calibrate(e) for e in ents]
         ents = add_defined_abbreviations(prep.text, ents)
         if self.context is not None:
             ents = self.context.annotate(prep.text, ents)
@@ -425,7 +442,8 @@ def _widen(e: Entity, group: list[Entity]) -> Entity:
 
 # the chain's own editable files beside the lexicon files (which extractor.chain.lexicon tracks itself)
 CHAIN_FILES = (
-    RULES_FILE, CONTEXT_FILE, SECTIONS_FILE, NON_ENTITIES_FILE, LAB_CONTEXT_FILE, LAB_TESTS_FILE, FINDINGS_FILE
+    RULES_FILE, CONTEXT_FILE, SECTIONS_FILE, NON_ENTITIES_FILE, LAB_CONTEXT_FILE, LAB_TESTS_FILE, FINDINGS_FILE,
+    ORGAN_CHANGES_FILE, PATIENT_WORDING_FILE,
 )
 
 

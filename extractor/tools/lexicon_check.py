@@ -224,6 +224,9 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
         load_lab_tests,
     )
     from extractor.chain.non_entities import NON_ENTITIES_FILE, NonEntities, NonEntityError
+    from extractor.chain.patient_wording import FILE as WORDING_FILE
+    from extractor.chain.patient_wording import PatientWordingError
+    from extractor.chain.patient_wording import load_rows as load_wording
     from extractor.chain.rules import RULES_FILE, RuleError, load_rules
 
     for fname, loader, err in (
@@ -235,6 +238,7 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
         (LAB_TESTS_FILE, load_lab_tests, LabContextError),
         (FINDINGS_FILE, load_findings, FindingsError),
         (ORGAN_CHANGES_FILE, load_organ_changes, FindingsError),
+        (WORDING_FILE, load_wording, PatientWordingError),
     ):
         if not (d / fname).is_file():
             warnings.append(f"{fname}:0: missing: the chain's regex/context step needs it")
