@@ -230,7 +230,11 @@ class Builder:
             for f in sorted(forms):
                 derived = f != term
                 tt = "derived" if derived else r["term_type"]
-                self.add(ILL, f, canonical, code, "ICD-10-CM", "ICD-10-CM", tt, PRIORITY[("icd", tt)])
+                # a head cut before "due to" / "with" names a narrower code than the words say ("Sepsis" from
+                # "Sepsis due to streptococcus, group A"): it yields to a form whose qualifier said "unspecified"
+                # ("Sepsis, unspecified organism", A41.9)
+                cut = derived and f == head and head != cur
+                self.add(ILL, f, canonical, code, "ICD-10-CM", "ICD-10-CM", tt, PRIORITY[("icd", tt)] + int(cut))
 
     def drugs(self) -> None:
         for r in tqdm(read_source(self.lex / "drug_ner_dictionary.tsv"), desc="drug dictionary", unit="row"):

@@ -395,3 +395,19 @@ def test_an_abbreviation_blocked_by_the_words_after_it(tmp_path: Path) -> None:
         ("ASA", "aspirin"), ("metformin", "Metformin")]
     for text in ("ASA physical status 1 to 3", "Healthy patients (ASA I)", "(ASA) class III"):
         assert [e.surface for e in st.extract(text)] == [], text  # the generated row is gated too
+
+
+@pytest.mark.skipif(not (REAL / "illnesses.tsv").is_file(), reason="lexicons not built")
+@pytest.mark.parametrize(
+    ("term", "code"),
+    [
+        ("sepsis", "A41.9"),  # "Sepsis, unspecified organism", not "Sepsis due to streptococcus, group A"
+        ("hemorrhoids", "K64.9"),  # "Unspecified hemorrhoids", not "Fourth degree hemorrhoids"
+        ("back pain", "M54.9"),
+    ],
+)
+def test_a_bare_name_gets_the_unspecified_code_not_a_narrower_one(term: str, code: str) -> None:
+    """scripts/build_lexicons.py: a short form cut from an ICD-10-CM description before "due to" / "with" names a
+    narrower code than its words; the form whose qualifier said "unspecified" wins."""
+    row = Lexicon.load(REAL).lookup(term)
+    assert row is not None and row.code == code
