@@ -1,6 +1,8 @@
 """Medicine attributes: dose/strength, route and frequency read from the words after a medicine.
 
-"metformin 500 mg twice daily by mouth" -> dose "500 mg", route "by mouth", frequency "twice daily".
+"metformin 500 mg twice daily by mouth" -> dose "500 mg", route "by mouth", frequency "twice daily". A route
+abbreviation right before the name is its route too, and never part of its span ("IV vancomycin" -> "vancomycin",
+route "IV").
 The window runs from the end of the medicine to the next entity or the end of the sentence (at most 60 chars).
 
 A salt or ester written right after the name is part of the medicine ("metoprolol succinate", "warfarin sodium",
@@ -36,6 +38,11 @@ FREQUENCY = re.compile(
     r"at bedtime|in the morning|in the evening|with meals|as needed|p\.?r\.?n\.?|stat)(?![A-Za-z])",
     re.IGNORECASE,
 )
+# a route abbreviation written before the name ("IV vancomycin", "PO amoxicillin", "i.v. furosemide"); a rule that
+# takes two words after "started on" can capture it. Spelled-out routes stay: they name products ("oral
+# contraceptives", "intravenous immunoglobulin").
+_ROUTE_BEFORE = re.compile(r"(?:IV|PO|IM|SC|SQ|SL|PR|IVP|IVPB|i\.v\.|p\.o\.|i\.m\.|s\.c\.)[ \t]+")
+_ROUTE_ENDS_BEFORE = re.compile(r"(?<![\w.])(IV|PO|IM|SC|SQ|SL|IVP|IVPB|i\.v\.|p\.o\.|i\.m\.|s\.c\.)[ \t]+$")
 _SENTENCE_END = re.compile(r"[.;!?](?:\s|$)|\n")
 _SALT = re.compile(
     r"[ \t]+(?:(?:sodium|potassium|calcium|magnesium|disodium)[ \t]+)?"
@@ -81,6 +88,13 @@ def add_medicine_attributes(text: str, entities: Sequence[Entity]) -> list[Entit
         if ent.label != MEDICINE:
             out.append(ent)
             continue
+        lead = _ROUTE_BEFORE.match(ent.surface)
+        if lead and ent.surface[lead.end() :].strip() and ent.start + lead.end() < ent.end:
+            ent = ent.with_(start=ent.start + lead.end(), surface=text[ent.start + lead.end() : ent.end],
+                            route=ent.route or lead.group(0).strip())
+        before = _ROUTE_ENDS_BEFORE.search(text, max(0, ent.start - 8), ent.start)
+        if before and not ent.route:
+            ent = ent.with_(route=before.group(1))
         limit = min(len(text), ent.end + WINDOW)
         if i + 1 < len(ordered):
             limit = min(limit, ordered[i + 1].start)

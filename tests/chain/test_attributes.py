@@ -15,6 +15,7 @@ from extractor.chain.model import Entity
         ("Ceftriaxone 1 g IV every 24 hours.", "Ceftriaxone", "1 g", "IV", "every 24 hours"),
         ("Prescribed ibuprofen. Pain 5 mg", "ibuprofen", None, None, None),  # the sentence ends first
         ("albuterol 2 puffs inhaled QID", "albuterol", "2 puffs", "inhaled", "QID"),
+        ("Given IV furosemide 40 mg.", "furosemide", "40 mg", "IV", None),  # a route right before the name
     ],
 )
 def test_attributes(text: str, med: str, dose: str | None, route: str | None, frequency: str | None) -> None:
@@ -56,3 +57,20 @@ def test_the_chain_prefers_the_lexicons_full_name_to_a_rules_one_word() -> None:
 
     res = Chain.from_settings(load_settings()).extract("Potassium chloride 20 mEq was given.")
     assert [m.surface for m in res.medicines] == ["Potassium chloride"]
+
+
+@pytest.mark.parametrize(
+    ("text", "med", "route"),
+    [
+        ("She was started on IV vancomycin.", "vancomycin", "IV"),  # the rule's two words took the route
+        ("Started PO amoxicillin.", "amoxicillin", "PO"),
+        ("on oral contraceptives", "oral contraceptives", None),  # a spelled-out route names the product
+        ("treated with intravenous immunoglobulin", "intravenous immunoglobulin", None),
+    ],
+)
+def test_a_route_abbreviation_is_never_part_of_the_medicine(text: str, med: str, route: str | None) -> None:
+    from extractor.chain import Chain
+    from extractor.config import load_settings
+
+    (e,) = Chain.from_settings(load_settings()).extract(text).medicines
+    assert (e.surface, text[e.start : e.end], e.route) == (med, med, route)
