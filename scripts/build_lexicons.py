@@ -231,10 +231,14 @@ class Builder:
                 derived = f != term
                 tt = "derived" if derived else r["term_type"]
                 # a head cut before "due to" / "with" names a narrower code than the words say ("Sepsis" from
-                # "Sepsis due to streptococcus, group A"): it yields to a form whose qualifier said "unspecified"
-                # ("Sepsis, unspecified organism", A41.9)
+                # "Sepsis due to streptococcus, group A", "Omphalitis" from "Omphalitis with mild hemorrhage"): it
+                # yields to a form whose qualifier said "unspecified" ("Sepsis, unspecified organism", A41.9) or
+                # any other source, and where it is the only one it carries no code
                 cut = derived and f == head and head != cur
-                self.add(ILL, f, canonical, code, "ICD-10-CM", "ICD-10-CM", tt, PRIORITY[("icd", tt)] + int(cut))
+                if cut:  # recognised, but named by its own words and uncoded: the code would claim the qualifier
+                    self.add(ILL, f, f, "", "", "ICD-10-CM", tt, PRIORITY[("icd", tt)] + 1)
+                else:
+                    self.add(ILL, f, canonical, code, "ICD-10-CM", "ICD-10-CM", tt, PRIORITY[("icd", tt)])
 
     def drugs(self) -> None:
         for r in tqdm(read_source(self.lex / "drug_ner_dictionary.tsv"), desc="drug dictionary", unit="row"):

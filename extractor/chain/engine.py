@@ -265,6 +265,11 @@ class Chain:
                             gone = {id(h) for h in hits}
                             found[i] = [f for f in found[i] if id(f) not in gone] + [e]
                             kept = SpanIndex(found[i])
+                        elif _names_an_uncoded_capture(e, hits):
+                            # a rule's capture ("presents with progressive DOE") with no code of its own ends in
+                            # the coded illness the lexicon found: the illness is that name, not the modifiers
+                            found[i] = [f for f in found[i] if f is not hits[0]] + [e]
+                            kept = SpanIndex(found[i])
                 else:  # merge mode; and NER in cascade mode, which only runs where entries are left unsettled
                     found[i] = merge_entities(found[i] + ents, self.calibrator)
         results = [self._result(p, f, r, segments[i].narrative if i in segments else False)
@@ -419,6 +424,31 @@ def merge_entities(entities: list[Entity], calibrator: Calibrator | None = None)
                 e = calibrator.calibrate(e)
         out.append(e)
     return sorted(out, key=lambda e: e.start)
+
+
+# Words of severity, course and control that annotators (Chia's Qualifier, MACCROBAT's Severity) and clinicians
+# keep apart from the illness's name: "severe allergy", "uncontrolled hypertension", "progressive DOE". Anatomy
+# and kind stay in the name ("left-sided heart disease", "posterior circulation ischemic stroke"), and so do
+# "acute" and "chronic", which most names carry ("acute pancreatitis", "chronic kidney disease").
+_COURSE_WORDS = frozenset(
+    "severe mild moderate significant clinically uncontrolled poorly controlled decompensated progressive "
+    "worsening worsened increasing new new-onset onset recent recurrent persistent known active ongoing current "
+    "untreated symptomatic asymptomatic documented prior previous intermittent occasional frequent sudden "
+    "sudden-onset refractory marked profound very extreme life-threatening".split()
+)
+_CONNECTIVE = re.compile(r"(?i)\b(?:including|and|or|with|such as|e\.g\.)\b|[,;/]")
+
+
+def _names_an_uncoded_capture(e: Entity, hits: list[Entity]) -> bool:
+    """``e`` is a coded illness that ends a longer, uncoded regex illness capture (the one entity it overlaps)
+    whose other words are course words ("progressive DOE") or another item ("malignancy including leukemia")."""
+    if len(hits) != 1 or e.label != ILLNESS or not e.code:
+        return False
+    h = hits[0]
+    if not (h.method == "regex" and h.label == ILLNESS and not h.code and h.start < e.start and e.end == h.end):
+        return False
+    before = h.surface[: e.start - h.start]
+    return bool(_CONNECTIVE.search(before)) or all(w in _COURSE_WORDS for w in before.lower().split())
 
 
 # An illness mention is a noun phrase whose modifiers belong to it ("muscle rigidity", "acute renal failure"): when

@@ -167,3 +167,27 @@ def test_merge_widens_illnesses_to_an_agreeing_wider_span() -> None:
     weak = Entity("muscle rigidity", 0, 15, "ILLNESS", "ner", "m", 0.3)
     (w,) = merge_entities([lex, weak])
     assert w.surface == "rigidity"
+
+
+@pytest.mark.parametrize(
+    ("capture", "inner", "replaced"),
+    [
+        ("progressive DOE", "DOE", True),  # a course word is not part of the name
+        ("uncontrolled hypertension", "hypertension", True),
+        ("malignancy including leukemia", "leukemia", True),  # two items in one capture
+        ("left-sided heart disease", "heart disease", False),  # anatomy stays in the name
+        ("posterior circulation ischemic stroke", "ischemic stroke", False),
+    ],
+)
+def test_a_coded_illness_ending_an_uncoded_capture_replaces_it_only_after_course_words(
+    capture: str, inner: str, replaced: bool
+) -> None:
+    from extractor.chain.engine import _names_an_uncoded_capture
+
+    h = Entity(capture, 10, 10 + len(capture), "ILLNESS", "regex", "rules.tsv:1:x", 0.7)  # type: ignore[arg-type]
+    start = h.end - len(inner)
+    e = Entity(inner, start, h.end, "ILLNESS", "lexicon", "illnesses.tsv:1", 0.9, code="X1",  # type: ignore[arg-type]
+               code_system="ICD-10-CM")
+    assert _names_an_uncoded_capture(e, [h]) is replaced
+    assert not _names_an_uncoded_capture(e.with_(code=None), [h])  # only a coded name replaces a capture
+    assert not _names_an_uncoded_capture(e, [h.with_(code="Y")])  # a coded capture is a name already

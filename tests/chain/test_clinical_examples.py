@@ -95,6 +95,11 @@ CASES = [
     # ASA is the anaesthesia risk score before "physical status" / a class, aspirin elsewhere
     ("ASA physical status II, on ASA 81 mg daily.", {"ASA": ("MEDICINE", set())}, [], (None, "aspirin")),
     ("Rule out pneumonia. No signs of flu.", {"pneumonia": ("ILLNESS", {"hypothetical"}), "flu": ("ILLNESS", {"negated"})}, [], (None, None)),
+    # discharge-summary shorthand; a course word ("progressive") is not part of the illness a rule captured
+    ("67M with HFrEF presents with progressive DOE.", {"HFrEF": ("ILLNESS", set()), "DOE": ("ILLNESS", set())}, ["progressive DOE"], ("*", None)),
+    ("Admitted with NSTEMI; hx of PUD and UGIB.", {"NSTEMI": ("ILLNESS", set()), "UGIB": ("ILLNESS", {"historical"})}, [], ("*", None)),
+    ("Found to have PNA, started on ceftriaxone.", {"PNA": ("ILLNESS", set()), "ceftriaxone": ("MEDICINE", set())}, [], ("pneumonia", "*")),
+    ("She was started on IV vancomycin for presumed sepsis.", {"vancomycin": ("MEDICINE", set()), "sepsis": ("ILLNESS", {"uncertain"})}, ["IV vancomycin"], ("*", "*")),
 ]
 
 
