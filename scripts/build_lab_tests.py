@@ -90,10 +90,15 @@ def drug_names(path: Path) -> set[str]:
     return out
 
 
+# a one-word name of a condition ("leukocytosis", "thrombocytopenia", "hyperkalemia") is what a measurement
+# shows, not what is measured; Chia sometimes marks it Measurement, but in a report it is a finding (an illness)
+_CONDITION_WORD = re.compile(r"^[a-z-]+(?:osis|emia|aemia|penia|itis|uria|megaly)$")
+
+
 def chia_measurements(measured: Counter[str], drug: Counter[str], min_count: int = 2) -> dict[str, str]:
     out: dict[str, str] = {}
     for t, n in measured.items():
-        if n < min_count or drug[t] >= n:
+        if n < min_count or drug[t] >= n or _CONDITION_WORD.match(t):
             continue
         for form in {t, _STRIP_TAIL.sub("", _STRIP_HEAD.sub("", t))}:
             if len(form) >= 2 and form not in _TOO_GENERIC and not any(c.isdigit() for c in form):

@@ -445,7 +445,19 @@ class Builder:
                     stop = self.clinical_keys[(key, label)]
                     rows.append((stop, label, "all", f"TRAIN {corpus}: {n} matches, {tp} exact gold (clinical source)"))
                     stopped.add((key, label))
-        self.stats["stop:all"] = len(rows)
+        # A sign or symptom (an HPO phenotype, an ICD-10-CM R-chapter code) that abstracts and criteria leave
+        # unlabelled ("malaise", "weight gain", "leg pain", "tingling", "drowsiness") is still the patient's
+        # complaint in a case report or a patient's own words: it is stopped only outside clinical text
+        # (scope "abstracts", extractor/chain/lexicon.py)
+        for k, r in enumerate(rows):
+            if r[1] in (ILL, "*") and r[2] == "all" and len(r[0]) >= 5 and not is_case_sensitive(r[0]):
+                row = lex.lookup(r[0])
+                if row is not None and row.label == ILL and (
+                    row.code_system == "HPO" or (row.code_system == "ICD-10-CM" and (row.code or "").startswith("R"))
+                ):
+                    rows[k] = (r[0], r[1], "abstracts", r[3] + "; a sign or symptom")
+        self.stats["stop:all"] = sum(r[2] == "all" for r in rows)
+        self.stats["stop:abstracts"] = sum(r[2] == "abstracts" for r in rows)
         nfz = 0
         # A misspelling is a rare word: any word seen at least twice in the TRAIN texts (inside or outside
         # gold

@@ -248,6 +248,11 @@ class Chain:
                 # below min_confidence an entity is dropped where it is made, so it cannot mask a later stage's
                 ents = [f for f in (self._finish_entity(e, segments[i].band(e.start)) for e in ents)
                         if f.confidence >= self.min_confidence]
+                if any(e.details.get("clinical_only") for e in ents) and not self._clinical(prepared[i].text,
+                                                                                             segments[i]):
+                    # a sign or symptom that abstracts and criteria leave unlabelled (lexicon.py, scope
+                    # "abstracts"): only a case report or a patient's own words make it the patient's complaint
+                    ents = [e for e in ents if not e.details.get("clinical_only")]
                 if self.mode == "cascade" and stage.method != "ner":
                     # each entity is kept unless it overlaps one already kept (earlier stages' or this one's);
                     # a longer medicine name that contains the one word an earlier stage captured replaces it
@@ -312,6 +317,12 @@ class Chain:
         if self.calibrator is not None:
             e = self.calibrator.calibrate(e, band)
         return e
+
+    @staticmethod
+    def _clinical(text: str, segments: Segments) -> bool:
+        """Clinical text in the sense of the stop-terms' scope "abstracts": a narrative report about one patient
+        or a patient's own words (first person)."""
+        return segments.narrative or PatientWording.first_person(text)
 
     def _lookup_illness(self, name: str) -> tuple[str, str, str] | None:
         """(canonical, code, code_system) of the illness row named ``name`` exactly, or None."""

@@ -8,7 +8,9 @@ Files (TSV with a header row; blank lines and ``#`` lines are ignored; see lexic
 * ``abbreviations.tsv`` -- hand-written: ``abbreviation label expansion code code_system note``
 * ``misspellings.tsv`` -- hand-written: ``misspelling label correct note`` (``correct`` must be a known term)
 * ``stopterms.tsv`` (hand-written) and ``stopterms_generated.tsv`` (build): ``term label scope reason`` with
-  label ILLNESS / MEDICINE / ``*`` and scope ``all`` (never matches) or ``fuzzy`` (never a fuzzy query)
+  label ILLNESS / MEDICINE / ``*`` and scope ``all`` (never matches), ``fuzzy`` (never a fuzzy query) or
+  ``abstracts`` (matches, flagged ``details["clinical_only"]``; the chain keeps it only in clinical text: a
+  narrative report or a patient's own words)
 
 Precedence: generated terms < generated stop-terms < curated terms, abbreviations, misspellings < curated
 stop-terms. A term written in capitals only (no lower-case letter) of at most 5 characters ("HTN", "ALL",
@@ -39,6 +41,10 @@ CURATED_TERMS = "curated_terms.tsv"
 ABBREVIATIONS = "abbreviations.tsv"
 MISSPELLINGS = "misspellings.tsv"
 STOPTERMS = "stopterms.tsv"
+# all: never matches; fuzzy: never a fuzzy query; abstracts: matches only in clinical text (a narrative report or a
+# patient's own words; the chain decides, extractor/chain/engine.py), a sign or symptom that abstracts and
+# criteria leave unlabelled
+STOP_SCOPES = ("all", "fuzzy", "abstracts")
 STOPTERMS_GENERATED = "stopterms_generated.tsv"
 # common English / corpus words (scripts/build_common_words.py): never a fuzzy query — a real word such as
 # "promote" or "tensions" is not a misspelt drug ("promolate", "tensins"); also the chain's NER gate list
@@ -62,7 +68,7 @@ CONFIDENCE = {"exact": 0.9, "curated": 0.95, "abbreviation": 0.8, "misspelling":
 FUZZY_CONF_RANGE = (0.3, 0.6)  # fuzzy precision measured ~0.35 on bc5cdr_dev
 FUZZY_MIN_LEN = 5
 STAGE_FUZZY_MIN_TERM_LEN = 6
-CACHE_FORMAT = 6  # bump when the pickled structure changes
+CACHE_FORMAT = 7  # bump when the pickled structure changes
 
 # Words: runs of letters/digits; every other non-space character is its own token. Hyphens are not tokens:
 # "Famotidine-associated" -> "Famotidine", "associated"; "alpha-methyldopa" == "alpha methyldopa".
@@ -228,6 +234,7 @@ class Lexicon:
     stage_fuzzy_terms: dict[str, int] = field(default_factory=dict)  # the stage's fuzzy targets
     fuzzy_block: frozenset[str] = frozenset()
     stops: list[StopTerm] = field(default_factory=list)
+    clinical_only: frozenset[str] = frozenset()  # sources of rows a scope-"abstracts" stop-term holds back
     # abbreviations that count only after one of their cue words ("denies CP", "c/o CP": chest pain; elsewhere CP
     # is cerebral palsy or a drug) or not before others ("ASA physical status" is not aspirin):
     # surface -> [(regex the text before it must end with, regex the text after it must not start with, row)]
@@ -325,6 +332,7 @@ class Lexicon:
                 add(_term_row(r, label, name, lineno, "exact"), override=False)
         stops_gen = cls._read_stops(d / STOPTERMS_GENERATED) if (d / STOPTERMS_GENERATED).is_file() else []
         _apply_stops(stops_gen, rows, ci, cs)
+        clinical_gen = _clinical_only(stops_gen, rows, ci, cs)  # before curated rows override their keys
         if (d / CURATED_TERMS).is_file():
             for lineno, r in read_tsv(d / CURATED_TERMS, HEADERS[CURATED_TERMS]):
                 _check_row(CURATED_TERMS, lineno, r["term"], r["code_system"])
@@ -385,6 +393,7 @@ class Lexicon:
         stops_cur = cls._read_stops(d / STOPTERMS) if (d / STOPTERMS).is_file() else []
         _apply_stops(stops_cur, rows, ci, cs)
         lex.stops = stops_gen + stops_cur
+        lex.clinical_only = clinical_gen | _clinical_only(stops_cur, rows, ci, cs)
         lex.ci, lex.cs = ci, cs
         lex.ci_first = _first_index(ci)
         lex.cs_first = _first_index(cs)
@@ -413,8 +422,8 @@ class Lexicon:
         for lineno, r in read_tsv(path, HEADERS[name]):
             _check_row(name, lineno, r["term"], "")
             label = _check_label(name, lineno, r["label"], allow_star=True)
-            if r["scope"] not in ("all", "fuzzy"):
-                raise LexiconError(f"{name}:{lineno}: scope {r['scope']!r} not one of ['all', 'fuzzy']")
+            if r["scope"] not in STOP_SCOPES:
+                raise LexiconError(f"{name}:{lineno}: scope {r['scope']!r} not one of {list(STOP_SCOPES)}")
             key = cs_key(r["term"]) if is_case_sensitive(r["term"]) else norm_key(r["term"])
             out.append(StopTerm(key, label, r["scope"], f"{name}:{lineno}"))
         return out
@@ -471,6 +480,19 @@ def _first_index(keys: dict[str, int]) -> dict[str, int]:
         if first.get(parts[0], 0) < n:
             first[parts[0]] = n
     return first
+
+
+def _clinical_only(stops: list[StopTerm], rows: list[Row], ci: dict[str, int], cs: dict[str, int]
+                   ) -> frozenset[str]:
+    """Sources of the rows that scope-"abstracts" stop-terms hold back to clinical text."""
+    out = set()
+    for s in stops:
+        if s.scope != "abstracts":
+            continue
+        target = cs if is_case_sensitive(s.key) else ci
+        if s.key in target and (s.label == "*" or rows[target[s.key]].label == s.label):
+            out.add(rows[target[s.key]].source)
+    return frozenset(out)
 
 
 def _apply_stops(stops: list[StopTerm], rows: list[Row], ci: dict[str, int], cs: dict[str, int]) -> None:
@@ -630,7 +652,8 @@ class LexiconStage:
             code=row.code,
             code_system=row.code_system,
             score=round(score, 4),
-            details={"match": "exact" if kind == "curated" else kind, "term": term},
+            details={"match": "exact" if kind == "curated" else kind, "term": term}
+            | ({"clinical_only": True} if row.source in self.lexicon.clinical_only else {}),
         )
 
 

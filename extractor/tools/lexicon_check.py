@@ -30,6 +30,7 @@ from extractor.chain.lexicon import (
     HEADERS,
     MISSPELLINGS,
     OPTIONAL_COLUMNS,
+    STOP_SCOPES,
     STOPTERMS,
     STOPTERMS_GENERATED,
     Lexicon,
@@ -145,8 +146,8 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
                 else:
                     seen[dup] = lineno
                 if name in (STOPTERMS, STOPTERMS_GENERATED):
-                    if r["scope"] not in ("all", "fuzzy"):
-                        errors.append(f"{where}: malformed: scope {r['scope']!r} not 'all' or 'fuzzy'")
+                    if r["scope"] not in STOP_SCOPES:
+                        errors.append(f"{where}: malformed: scope {r['scope']!r} not one of {', '.join(STOP_SCOPES)}")
                     stops.append((where, key, label, r["scope"]))
                 elif name == MISSPELLINGS:
                     miss.append((where, label, r["correct"]))

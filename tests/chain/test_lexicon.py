@@ -411,3 +411,33 @@ def test_a_bare_name_gets_the_unspecified_code_not_a_narrower_one(term: str, cod
     narrower code than its words; the form whose qualifier said "unspecified" wins."""
     row = Lexicon.load(REAL).lookup(term)
     assert row is not None and row.code == code
+
+
+@pytest.mark.skipif(not (REAL / "illnesses.tsv").is_file(), reason="lexicons not built")
+def test_a_symptom_stopped_in_abstracts_counts_in_clinical_text() -> None:
+    """stopterms_generated.tsv scope "abstracts": a sign or symptom that PubMed and criteria leave unlabelled
+    ("weight gain", "malaise", "tingling") matches, flagged, and the chain keeps it only in a case report or a
+    patient's own words."""
+    from extractor.chain import Chain
+    from extractor.config import load_settings
+
+    lex = Lexicon.load(REAL)
+    assert any(s.scope == "abstracts" for s in lex.stops)
+    (e,) = LexiconStage(lex).extract("weight gain")
+    assert e.details.get("clinical_only") is True
+    chain = Chain.from_settings(load_settings(stages=("lexicon",)))
+    assert [e.surface for e in chain.extract("Since starting it I have had weight gain.").illnesses] == ["weight gain"]
+    report = "A 45-year-old woman presented with malaise. On examination the patient was afebrile."
+    assert [e.surface for e in chain.extract(report).illnesses] == ["malaise"]
+    assert chain.extract("Weight gain was observed in 12% of rats.").illnesses == []  # an abstract
+    assert chain.extract("Malaise and weight gain").illnesses == []  # a criterion
+
+
+def test_stop_scope_must_be_known(tmp_path: Path) -> None:
+    d = tmp_path / "lex"
+    d.mkdir()
+    for name in ("illnesses.tsv", "medicines.tsv"):
+        (d / name).write_text("term\tcanonical\tcode\tcode_system\tsource\tterm_type\nflu\tflu\t\t\tx\tx\n")
+    (d / "stopterms.tsv").write_text("term\tlabel\tscope\treason\nflu\tILLNESS\teverywhere\tx\n")
+    with pytest.raises(LexiconError, match=r"stopterms.tsv:2: scope 'everywhere' not one of"):
+        Lexicon.load(d, use_cache=False)
