@@ -70,11 +70,18 @@ _CONC_UNIT = (
 # a dose or a flow: what a treatment is written in ("81 mg", "5 mg/kg", "2 L/min", "4 L", "10 units")
 _DOSE_UNIT = (
     r"(?:mg|g|mcg|µg|μg|ug|meq|mmol|units?|iu|ml|l|tabs?|tablets?|puffs?|drops?|caps?|capsules?|%)"
-    r"(?:\s*/\s*(?:kg|day|d|h|hr|hour|min|m2|dose))*\b(?!\s*/\s*(?:d?l|ml|µl|μl)\b)"
+    r"(?:\s*/\s*(?:kg|day|d|h|hr|hour|min|m2|dose))*\b(?!\s*/\s*(?:d?l|ml|µl|μl|24\s*h)\b)"
 )
 _VALUE_AFTER = re.compile(
     rf"\s*(?:\(|:|=|,|-)?\s*(?:(?:was|were|is|are|of|at|to|measured|reached|rose\s+to|fell\s+to)\s+)*"
     rf"(?:\w+\s+)?{_NUM}\s*{_CONC_UNIT}",
+    re.IGNORECASE,
+)
+# a value followed by its reference range is a measurement, whatever its unit ("24-hour epinephrine 13 μg (normal
+# range: 4-20)", "SAA of 7.0 μg/mL (RV: 0-8.0)")
+_REFERENCE_AFTER = re.compile(
+    rf"\s*(?:\(|:|=|,)?\s*(?:(?:was|were|is|are|of|at)\s+)*{_NUM}\s*[^\s()\d][^\s()]{{0,10}}\s*[\(\[,;]\s*"
+    r"(?:normal|reference|ref\b|RV\b|NR\b|N\s*[:=<]|range\b|upper\s+limit|ULN\b)",
     re.IGNORECASE,
 )
 _DOSE_AFTER = re.compile(rf"\s*(?:\(|,)?\s*{_NUM}\s*{_DOSE_UNIT}", re.IGNORECASE)
@@ -187,7 +194,7 @@ class LabTests:
         for kind in ("treatment_before", "treatment_after"):
             if self._touches(kind, before, after):
                 return True, None
-        if _LINKED_PERCENT_AFTER.match(after):
+        if _LINKED_PERCENT_AFTER.match(after) or _REFERENCE_AFTER.match(after):
             return False, "value"
         if _DOSE_AFTER.match(after) or _DOSE_BEFORE.search(before):
             return True, None

@@ -88,6 +88,16 @@ CASES = [
     ("She was treated with a monoclonal antibody.", "monoclonal antibody", 0, False),
     # a drug class named after its target is a medicine
     ("Previous prescription of mineralocorticoid receptor antagonists", "mineralocorticoid receptor", 0, False),
+    # a value followed by its reference range is a measurement, even in a dose-like unit
+    ("24-hour epinephrine 13 μg (normal range: 4-20)", "epinephrine", 0, True),
+    ("serum amyloid A of 7.0 μg/mL (RV: 0-8.0)", "amyloid A", 0, True),
+    ("Epinephrine 1 mg (1:10,000) was given.", "Epinephrine", 0, False),  # no range: a dose
+    # an amount per 24 hours is excreted, not given
+    ("positive Bence-Jones protein (0.37 g/24 h) in the urine", "Bence-Jones protein", 0, True),
+    ("norepinephrine 468 μg per day", "norepinephrine", 0, False),
+    ("24-hour norepinephrine was raised", "norepinephrine", 0, True),
+    ("The 13C urea breath test was negative.", "13C urea", 0, True),
+    ("undetectable thyroglobulin antibodies", "thyroglobulin", 0, True),
 ]
 
 
