@@ -151,6 +151,25 @@ def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], component
     return False
 
 
+def commit_offsets_nowait(consumer: Any, offsets: dict[tuple[str, int], int], component: str) -> bool:
+    """Asynchronous commit for a rebalance callback: it never blocks. A synchronous commit there can wait for
+    minutes on a group coordinator that is not there (a broker restarting when a session expires). If this one
+    fails, the next owner of the partition reads the uncommitted records again: the writes are idempotent
+    (document ids, content hashes), so at worst the work is repeated and nothing is lost. True when queued."""
+    if not offsets:
+        return True
+    from confluent_kafka import KafkaException, TopicPartition
+
+    try:
+        consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True)
+    except (KafkaException, RuntimeError) as exc:  # no coordinator yet / consumer closing
+        metrics.COMMITS.labels(component, "failed").inc()
+        log.warning("revoke-time commit not queued (%s): the next owner repeats those records", exc)
+        return False
+    metrics.COMMITS.labels(component, "queued").inc()
+    return True
+
+
 def still_assigned(consumer: Any, offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
     """The part of ``offsets`` whose partitions the consumer still holds (all of them if it cannot tell)."""
     try:
@@ -168,10 +187,12 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        # longer than a broker restart (8-12 s here): a session that times out during the restart revokes the
-        # partitions, and the revoke callback's synchronous commit then waits on a coordinator that is not there
-        # (6 s hung a sink for minutes in test_faults). A SIGKILLed static member restarts well within it.
-        "session.timeout.ms": 10_000,
+        # the broker's minimum: after a broker restart the group waits out the session of every member that
+        # will not come back (its member id is gone) before it assigns again; 10 s made the backlog of a restart
+        # longer. A session may now expire during a restart: the revoke callbacks commit without blocking
+        # (commit_offsets_nowait), since a synchronous commit there once waited minutes on the absent coordinator.
+        # A SIGKILLed static member restarts well within it (about 4 s, model load included).
+        "session.timeout.ms": 6_000,
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         "fetch.wait.max.ms": 50,

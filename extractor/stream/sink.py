@@ -34,6 +34,7 @@ from extractor.stream.kafka import (
     add_common_args,
     batch_offsets,
     commit_offsets,
+    commit_offsets_nowait,
     consumer_config,
     flush_all,
     poll_batch,
@@ -230,7 +231,7 @@ class Sink:
         keys = {(tp.topic, tp.partition) for tp in partitions}
         mine = {k: o for k, o in self._pending.items() if k in keys}
         if mine:
-            commit_offsets(consumer, mine, self.component, attempts=3)
+            commit_offsets_nowait(consumer, mine, self.component)
         for k in keys:
             self._pending.pop(k, None)
 

@@ -41,6 +41,7 @@ from extractor.stream.kafka import (
     add_common_args,
     batch_offsets,
     commit_offsets,
+    commit_offsets_nowait,
     consumer_config,
     flush_all,
     keep_membership,
@@ -113,7 +114,7 @@ class Worker:
                  [f"{tp.topic}[{tp.partition}]" for tp in partitions], len(mine))
         if mine:
             flush_all(self.producer)
-            commit_offsets(consumer, mine, self.component, attempts=3)
+            commit_offsets_nowait(consumer, mine, self.component)
         for k in keys:
             self._pending.pop(k, None)
 

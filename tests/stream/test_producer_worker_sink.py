@@ -356,3 +356,31 @@ def test_a_commit_on_a_fenced_consumer_is_fatal_at_once_not_retried():
     with pytest.raises(FatalConsumerError, match="fenced"):
         commit_offsets(c, {("in", 0): 5}, "worker")
     assert c.calls == 1 and time.monotonic() - t0 < 0.5
+
+
+def test_revoke_callbacks_commit_without_blocking():
+    """A synchronous commit inside a rebalance callback can wait minutes on a coordinator that is restarting; the
+    worker and the sink queue an asynchronous commit there instead (a failed one only repeats idempotent work)."""
+
+    class CoordinatorGone(FakeConsumer):
+        def commit(self, offsets=None, asynchronous=True):
+            if not asynchronous:
+                time.sleep(60)  # what a synchronous commit did while the broker restarted
+            self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+
+    class TP:
+        def __init__(self, topic, partition):
+            self.topic, self.partition = topic, partition
+
+    w, _, _ = make_worker([])
+    consumer = CoordinatorGone([])
+    w._pending = {("in", 0): 7, ("in", 1): 3}
+    t0 = time.monotonic()
+    w._on_revoke(consumer, [TP("in", 0)])
+    assert consumer.commits == [{("in", 0): 7}] and w._pending == {("in", 1): 3}
+    sink = Sink(Settings(processed_topic="out"), consumer=consumer, collection=FakeCollection(),
+                producer=FakeProducer())
+    sink._pending = {("out", 2): 9}
+    sink._on_revoke(consumer, [TP("out", 2)])
+    assert consumer.commits[-1] == {("out", 2): 9} and sink._pending == {}
+    assert time.monotonic() - t0 < 5
