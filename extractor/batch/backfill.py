@@ -2,7 +2,8 @@
 
 The batch counterpart of the stream, for years of existing notes or a re-extraction after a lexicon or model
 change. Spark splits the input over its executors; each executor's Python process loads the chain once and runs
-``extract_many`` on batches of ``batch_size`` entries (:mod:`extractor.batch.records`). Output:
+``extract_many`` on batches of ``batch_size`` entries (:mod:`extractor.batch.records`), records going in and
+results coming out as Arrow batches (``mapInArrow``), never as pickled Python rows. Output:
 
 * ``DIR/documents/date=YYYY-MM-DD/*.parquet`` — the stream's enriched documents (same ``_id`` = entry id, same
   fields and versions; the full document as JSON in ``document``, its main fields as columns, ``content_hash``);
@@ -91,6 +92,8 @@ def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-
         "spark.python.worker.reuse": "true",  # the chain stays loaded in each Python worker between tasks
         "spark.ui.showConsoleProgress": "true",
         "spark.sql.sources.partitionOverwriteMode": "static",
+        # rows per Arrow batch handed to a Python worker (mapInArrow): bounded memory per task
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "2000",
     }
     if master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -98,6 +101,9 @@ def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-
         path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
         settings["spark.executorEnv.PYTHONPATH"] = path
         settings["spark.sql.shuffle.partitions"] = str(max(2, os.cpu_count() or 2))
+        # local mode runs the executors inside the driver's JVM: Spark's 1 GB default ran out of heap writing
+        # 200,000 documents (bench backfill); --conf spark.driver.memory=... overrides it
+        settings["spark.driver.memory"] = "3g"
         # list the date partitions on the driver: a Spark job of one task per folder (the default past 32
         # folders, made for object stores) costs minutes for years of dates on a local disk
         settings["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "1000000"
@@ -174,8 +180,9 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
     columns = (settings.csv_patient_id_column, settings.csv_text_column, settings.csv_timestamp_column)
     try:
         records = inputs.read_records(spark, files, columns, n_parts, header=header)
-        out = records.mapPartitions(lambda it, p=payload, f=chain_factory: rec.process_partition(it, p, f))
-        df = spark.createDataFrame(out, output_schema()).persist(StorageLevel.MEMORY_AND_DISK)
+        # Arrow batches in and out of the Python workers (records.process_arrow): no pickled rows, no Pyrolite
+        df = records.mapInArrow(lambda it, p=payload, f=chain_factory: rec.process_arrow(it, p, f),
+                                output_schema()).persist(StorageLevel.MEMORY_AND_DISK)
         counts = df.groupBy("kind", "reason").count().collect()  # runs the chain, once per record
         log.info("extracted %d records in %.1fs", sum(r["count"] for r in counts), time.monotonic() - t0)
         summary.read = sum(r["count"] for r in counts)
@@ -218,7 +225,8 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
                 merged = kept.select(*DOC_COLUMNS).unionByName(to_write.select(*DOC_COLUMNS))
             else:
                 merged = to_write
-            merged.write.mode("overwrite").partitionBy("date").parquet(staging)
+            # one task per date: one file per date folder, not one per (input partition, date)
+            merged.repartition(max(16, n_parts), "date").write.mode("overwrite").partitionBy("date").parquet(staging)
             log.info("documents written to staging (%.1fs)", time.monotonic() - t0)
             moved = _swap_partitions(spark, staging, docs_dir)
             log.info("documents: %d date partitions written under %s", moved, docs_dir)

@@ -42,6 +42,11 @@ OUTPUT_FIELDS = (
     "source_file", "source_row", "value", "headers",
 )
 
+# the input records as columns, for Spark DataFrames and Arrow batches (extractor.batch.inputs): a record's
+# payload spread over p0..p4 (strings; an entry's ``source`` as JSON), see :func:`record_columns`
+RECORD_FIELDS = ("kind", "source_file", "source_row", "raw", "p0", "p1", "p2", "p3", "p4")
+ARROW_BATCH_ROWS = 4096  # rows per Arrow batch made here (input chunks): bounded memory per Python task
+
 _lock = threading.Lock()
 _chains: dict[str, Any] = {}
 
@@ -211,3 +216,81 @@ def process_partition(records: Iterable[tuple], payload: dict[str, Any], factory
             batch = []
     if batch:
         yield from process_batch(chain, batch, max_chars)
+
+
+# --------------------------------------------------------------------------------------------- Arrow batches
+def record_columns(record: tuple) -> tuple:
+    """A record tuple as the values of :data:`RECORD_FIELDS`."""
+    kind, file, row, raw, payload = record
+    p: list[Any] = [None] * 5
+    if kind == "entry":
+        entry_id, text, patient_id, timestamp, source = payload
+        p = [entry_id, text, patient_id, timestamp, json.dumps(source, ensure_ascii=False) if source else None]
+    elif kind in ("poison", "fields"):
+        p[: len(payload)] = list(payload)
+    return (kind, file, row, raw, *p)
+
+
+def record_from_columns(kind: str, file: str | None, row: int | None, raw: bytes | None, p0: Any, p1: Any,
+                        p2: Any, p3: Any, p4: Any) -> tuple:
+    """The record tuple back from its columns (inverse of :func:`record_columns`). A Parquet row's ``raw`` (its
+    fields as the producer's JSON, kept for a dead letter) is made here, on the executor."""
+    if kind == "entry":
+        return (kind, file, row, raw, (p0, p1, p2, p3, json.loads(p4) if p4 else None))
+    if kind == "poison":
+        return (kind, file, row, raw, (p0, p1, p2, p3))
+    if kind == "fields":
+        if raw is None:
+            raw = json.dumps({"patient_id": p0, "text": p1, "timestamp": p2}, ensure_ascii=False).encode("utf-8")
+        return (kind, file, row, raw, (p0, p1, p2))
+    return (kind, file, row, raw, None)
+
+
+def record_arrow_schema() -> Any:
+    import pyarrow as pa
+
+    types = {"source_row": pa.int64(), "raw": pa.binary()}
+    return pa.schema([pa.field(f, types.get(f, pa.string())) for f in RECORD_FIELDS])
+
+
+def output_arrow_schema() -> Any:
+    import pyarrow as pa
+
+    types = {"source_row": pa.int64(), "value": pa.binary(), "headers": pa.map_(pa.string(), pa.string())}
+    return pa.schema([pa.field(f, types.get(f, pa.string())) for f in OUTPUT_FIELDS])
+
+
+def to_arrow(rows: list[tuple], schema: Any) -> Any:
+    """Rows (tuples in ``schema``'s field order) as one Arrow record batch."""
+    import pyarrow as pa
+
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(list(col), type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+def arrow_chunks(rows: Iterable[tuple], schema: Any, size: int = ARROW_BATCH_ROWS) -> Iterator[Any]:
+    """``rows`` as Arrow record batches of at most ``size`` rows."""
+    chunk: list[tuple] = []
+    for r in rows:
+        chunk.append(r)
+        if len(chunk) >= size:
+            yield to_arrow(chunk, schema)
+            chunk = []
+    if chunk:
+        yield to_arrow(chunk, schema)
+
+
+def process_arrow(batches: Iterable[Any], payload: dict[str, Any], factory: str | None = None) -> Iterator[Any]:
+    """Spark ``mapInArrow`` body: Arrow batches of input records (:data:`RECORD_FIELDS`) -> Arrow batches of
+    output rows (:data:`OUTPUT_FIELDS`), through ``chain.extract_many`` in batches of ``batch_size``. No Python
+    row objects cross between the JVM and Python: only Arrow columns."""
+    chain = chain_for(payload, factory)
+    size = max(1, int(payload.get("batch_size") or 500))
+    max_chars = int(payload.get("max_text_chars") or 20_000)
+    schema = output_arrow_schema()
+    for batch in batches:
+        cols = batch.to_pydict()
+        records = [record_from_columns(*values) for values in zip(*(cols[f] for f in RECORD_FIELDS), strict=True)]
+        for i in range(0, len(records), size):
+            yield to_arrow(process_batch(chain, records[i : i + size], max_chars), schema)
