@@ -99,6 +99,9 @@ CASES = [
     ("67M with HFrEF presents with progressive DOE.", {"HFrEF": ("ILLNESS", set()), "DOE": ("ILLNESS", set())}, ["progressive DOE"], ("*", None)),
     ("Admitted with NSTEMI; hx of PUD and UGIB.", {"NSTEMI": ("ILLNESS", set()), "UGIB": ("ILLNESS", {"historical"})}, [], ("*", None)),
     ("Found to have PNA, started on ceftriaxone.", {"PNA": ("ILLNESS", set()), "ceftriaxone": ("MEDICINE", set())}, [], ("pneumonia", "*")),
+    # a patient's own words (lexicons/patient_wording.tsv, lay medicine names in curated_terms.tsv)
+    ("my bp meds make me dizzy and I can't sleep", {"bp meds": ("MEDICINE", set()), "dizzy": ("ILLNESS", set()), "can't sleep": ("ILLNESS", set())}, [], ("*", "antihypertensive agents")),
+    ("Lipitor gave me pain in my legs, so I stopped it. No more leg cramps.", {"Lipitor": ("MEDICINE", set()), "pain in my legs": ("ILLNESS", set()), "leg cramps": ("ILLNESS", {"negated"})}, ["pain"], ("leg pain", "*")),
     ("She was started on IV vancomycin for presumed sepsis.", {"vancomycin": ("MEDICINE", set()), "sepsis": ("ILLNESS", {"uncertain"})}, ["IV vancomycin"], ("*", "*")),
 ]
 
