@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("extractor.stream.producer", "publish a CSV of entries to Kafka"),
     "work": ("extractor.stream.worker", "run an extractor worker (Kafka consumer group member)"),
     "sink": ("extractor.stream.sink", "write processed entries from Kafka to MongoDB"),
+    "archive": ("extractor.stream.archive", "archive raw Kafka records as Parquet in gs://, file:// or s3:// storage"),
     "dlq": ("extractor.stream.dlq", "inspect or replay the dead-letter topic"),
     "connect-status": ("extractor.stream.connect_status", "export Kafka Connect task states as Prometheus metrics"),
     "db": ("extractor.tools.db", "create the MongoDB indexes the queries use (`db init`)"),

@@ -90,6 +90,19 @@ class Settings(BaseSettings):
     connect_url: str = "http://127.0.0.1:8083"  # Kafka Connect's REST API (demo, bench, tests)
     connector_name: str = "mongo-sink-connector"  # the MongoDB sink connector of connectors/mongo-sink.json
 
+    # --- archive of raw entries (python -m extractor archive) --------------------------------------
+    # where raw records go: gs://BUCKET/PREFIX, file:///dir or s3://BUCKET/PREFIX (fsspec; gcsfs for gs://)
+    archive_url: str = "gs://clinical-extractor-archive"
+    archive_topics: str = "medical-entries"  # comma-separated topics to archive (add dlq-topic to keep it too)
+    archive_group_id: str = "extractor-archiver"  # the archiver's consumer group
+    archive_flush_bytes: int = Field(32_000_000, ge=1)  # buffered value+key bytes that trigger an upload
+    archive_flush_s: float = Field(60.0, gt=0)  # oldest buffered record's age that triggers an upload
+    archive_max_object_bytes: int = Field(128_000_000, ge=1)  # larger batches are split into several objects
+    # a GCS emulator's URL (the local one: http://127.0.0.1:4443); unset: STORAGE_EMULATOR_HOST, else real GCS
+    # with Application Default Credentials (Workload Identity on GKE)
+    gcs_endpoint: str | None = None
+    gcs_project: str | None = None  # GCS project (real GCS only)
+
     # --- observability ----------------------------------------------------------------------------
     metrics_port: int = 0  # Prometheus /metrics port of the worker, sink or connect-status; 0 = none
     log_level: str = "INFO"  # patient text is never logged at INFO or above

@@ -11,7 +11,7 @@ import sys
 from services.config import ServiceConfig
 from services.errors import ServiceError
 
-NAMES = ("postgres", "ferretdb", "kafka", "connect", "prometheus")
+NAMES = ("postgres", "ferretdb", "kafka", "connect", "prometheus", "gcs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 print(f"prometheus {prometheus.url()}  (alerts: {prometheus.url()}/alerts; rules "
                       f"deploy/monitoring/alerts.yml)")
+            if not args.names or "gcs" in args.names:
+                from services import gcs
+
+                print(f"gcs       {gcs.url()}  (GCS emulator, bucket {gcs.bucket()}: "
+                      f"EXTRACTOR_GCS_ENDPOINT={gcs.url()} EXTRACTOR_ARCHIVE_URL=gs://{gcs.bucket()})")
         elif args.command == "down":
             manager.down(cfg, args.names or None, wipe=args.wipe)
         elif args.command == "status":

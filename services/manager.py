@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from services import connect, ferretdb, jars, kafka, postgres, prometheus, secrets
+from services import connect, ferretdb, gcs, jars, kafka, postgres, prometheus, secrets
 from services.config import ServiceConfig
 from services.errors import ServiceError
 from services.process import port_open
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 SERVICES: dict[str, ModuleType] = {
     "postgres": postgres, "ferretdb": ferretdb, "kafka": kafka, "connect": connect, "prometheus": prometheus,
+    "gcs": gcs,
 }
 # what each service needs running first
 NEEDS: dict[str, tuple[str, ...]] = {"ferretdb": ("postgres",), "connect": ("postgres", "ferretdb", "kafka")}
@@ -71,6 +72,8 @@ def install(cfg: ServiceConfig, names: list[str] | None = None) -> None:
         steps.append(ferretdb.ensure_binary)
     if "prometheus" in names:
         steps.append(prometheus.ensure_binary)
+    if "gcs" in names:
+        steps.append(gcs.ensure_binary)
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = [pool.submit(step, cfg) for step in steps]
         errors = [f.exception() for f in futures if f.exception() is not None]
@@ -150,6 +153,9 @@ def up(cfg: ServiceConfig, only: list[str] | None = None) -> Endpoints:
         if not _start_unless_running("prometheus", cfg):
             prometheus.reload(cfg)  # the rule file may have changed since it started
         prometheus.wait(cfg)
+    if "gcs" in names:
+        _start_unless_running("gcs", cfg)
+        gcs.wait(cfg)
     log.info("services up in %.1fs (install %.1fs)", time.monotonic() - t0, t_install)
     return endpoints(cfg)
 
@@ -163,7 +169,7 @@ def down(cfg: ServiceConfig, only: list[str] | None = None, wipe: bool = False) 
             log.info("%s: %s", name, "stopped" if stopped else "was not running")
     if wipe:
         for p in [cfg.data_dir / sub for sub in ("kafka/data", "ferretdb/state", "ferretdb/data",
-                                                 "connect/connect.offsets")] + [postgres.data_dir(cfg)]:
+                                                 "connect/connect.offsets")] + [postgres.data_dir(cfg), gcs.root(cfg)]:
             if p.is_dir():
                 shutil.rmtree(p)
             elif p.exists():
@@ -187,6 +193,7 @@ def status(cfg: ServiceConfig) -> list[Row]:
         "kafka": (cfg.bootstrap_servers, cfg.kafka_port, lambda: kafka.ready(cfg)),
         "connect": (cfg.connect_url, cfg.connect_port, lambda: _connect_state(cfg)),
         "prometheus": (prometheus.url(), prometheus.port(), lambda: prometheus.ready(cfg)),
+        "gcs": (f"{gcs.url()} (bucket {gcs.bucket()})", gcs.port(), lambda: gcs.ready(cfg)),
     }
     rows = []
     for name, (addr, port, check) in checks.items():

@@ -1,0 +1,94 @@
+"""The archiver without servers: object runs, Parquet round trip, resume after a crash, commit after upload.
+(tests/integration/test_archive.py runs it against Kafka and the GCS emulator.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from extractor.config import Settings
+from extractor.storage import StorageError, filesystem
+from extractor.stream.archive import Archiver, Raw, archived_through, object_path, runs, to_parquet
+
+DAY = 86_400_000
+
+
+def _raw(offset: int, size: int = 10, day: int = 0, partition: int = 0) -> Raw:
+    return Raw(b"k", b"v" * size, [("h", b"x")], 1_700_000_000_000 + day * DAY, 1, "t", partition, offset)
+
+
+class Msg:
+    def __init__(self, r: Raw) -> None:
+        self.r = r
+
+    def key(self): return self.r.key
+    def value(self): return self.r.value
+    def headers(self): return self.r.headers
+    def timestamp(self): return (self.r.timestamp_type, self.r.timestamp_ms)
+    def topic(self): return self.r.topic
+    def partition(self): return self.r.partition
+    def offset(self): return self.r.offset
+    def error(self): return None
+
+
+class FakeConsumer:
+    def __init__(self, fail_commit: bool = False) -> None:
+        self.commits: list[dict] = []
+        self.fail_commit = fail_commit
+
+    def commit(self, offsets=None, asynchronous=True):
+        if self.fail_commit:
+            raise RuntimeError("crash before the commit")
+        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        return offsets
+
+
+def test_runs_cut_at_a_new_date_and_at_the_size_limit() -> None:
+    records = [_raw(0), _raw(1), _raw(2, day=1), _raw(3, size=500, day=1), _raw(4, day=1)]
+    cut = runs(records, max_bytes=100)
+    assert [[r.offset for r in run] for run in cut] == [[0, 1], [2], [3], [4]]  # a record larger than the limit alone
+    assert {run[0].date for run in cut} == {"2023-11-14", "2023-11-15"}
+
+
+def test_parquet_keeps_every_byte() -> None:
+    records = [_raw(7), Raw(None, b"\xff\xfe", [], 1_700_000_000_000, 0, "t", 2, 8),
+               Raw(b"k", None, [], 0, 0, "t", 2, 9)]
+    table = pq.read_table(__import__("io").BytesIO(to_parquet(records))).to_pylist()
+    assert [(r["key"], r["value"], r["offset"], r["partition"]) for r in table] == [
+        (b"k", b"v" * 10, 7, 0), (None, b"\xff\xfe", 8, 2), (b"k", None, 9, 2)]
+    assert table[0]["headers"] == [{"key": "h", "value": b"x"}]
+
+
+def test_commit_only_after_upload_and_resume_after_a_crash(tmp_path: Path) -> None:
+    s = Settings(archive_url=f"file://{tmp_path}/arch", archive_max_object_bytes=30)
+    fs, root = filesystem(s.archive_url, s)
+    crashed = Archiver(s, consumer=FakeConsumer(fail_commit=True), fs=fs, root=root)
+    for o in range(5):
+        crashed.add(Msg(_raw(o)))
+    with pytest.raises(RuntimeError):
+        crashed.flush()  # uploaded, then the process died before the commit
+    assert archived_through(fs, root, "t", 0) == 4
+    assert fs.exists(object_path(root, "t", "2023-11-14", 0, 0, 1))
+    # the restarted archiver reads offsets 0..6 again from the last committed offset: it skips what the objects
+    # hold, archives the rest, and commits both
+    consumer = FakeConsumer()
+    again = Archiver(s, consumer=consumer, fs=fs, root=root)
+
+    class TP:
+        topic, partition = "t", 0
+
+    again._on_assign(consumer, [TP()])
+    for o in range(7):
+        again.add(Msg(_raw(o)))
+    assert again.stats.skipped == 5
+    again.flush()
+    assert consumer.commits == [{("t", 0): 7}]
+    offsets = sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in fs.glob(f"{root}/raw/**/offsets-*.parquet"))
+    assert offsets == [1, 3, 4, 6]  # objects 0-1, 2-3, 4, 5-6: nothing twice
+
+
+def test_unknown_scheme_is_a_clear_error() -> None:
+    with pytest.raises(StorageError, match="unknown storage scheme 'ftp'"):
+        filesystem("ftp://x/y", Settings())
