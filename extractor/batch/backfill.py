@@ -160,13 +160,20 @@ def _mongo_writer(payload: dict[str, Any]) -> Any:
 
 def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, spark: Any = None,
              master: str = "local[*]", mongo: bool = False, only_changed: bool = False,
-             partitions: int | None = None, header: bool = True, chain_factory: str | None = None) -> BackfillSummary:
+             partitions: int | None = None, header: bool = True, chain_factory: str | None = None,
+             since: str | None = None, until: str | None = None, topic: str | None = None) -> BackfillSummary:
     """Run the backfill; returns its summary (``summary.reconciled`` says whether every record is accounted for)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     t0 = time.monotonic()
-    files = inputs.discover(input_path)
+    if inputs.is_archive(input_path):  # objects of `python -m extractor archive`, pruned by date folder
+        files = {"archive": inputs.archive_objects(str(input_path), settings, topic or settings.input_topic,
+                                                   since, until)}
+        log.info("archive: %d objects of %s between %s and %s", len(files["archive"]),
+                 topic or settings.input_topic, since or "the start", until or "now")
+    else:
+        files = inputs.discover(input_path)
     own = spark is None
     spark = spark or spark_session(master)
     summary = BackfillSummary(input=str(input_path), master=spark.sparkContext.master)
@@ -179,7 +186,7 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
     payload = rec.settings_payload(settings)
     columns = (settings.csv_patient_id_column, settings.csv_text_column, settings.csv_timestamp_column)
     try:
-        records = inputs.read_records(spark, files, columns, n_parts, header=header)
+        records = inputs.read_records(spark, files, columns, n_parts, header=header, payload=payload)
         # Arrow batches in and out of the Python workers (records.process_arrow): no pickled rows, no Pyrolite
         df = records.mapInArrow(lambda it, p=payload, f=chain_factory: rec.process_arrow(it, p, f),
                                 output_schema()).persist(StorageLevel.MEMORY_AND_DISK)
@@ -261,7 +268,12 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="a CSV (the producer's format), JSON lines or Parquet file, or a directory")
+    parser.add_argument("input", help="a CSV (the producer's format), JSON lines or Parquet file, a directory, or "
+                        "the URL of an archive written by `archive` (gs://BUCKET/PREFIX, file:///DIR, s3://...)")
+    parser.add_argument("--since", default=None, help="archive input: first date folder read (YYYY-MM-DD)")
+    parser.add_argument("--until", default=None, help="archive input: date folder where reading stops (exclusive)")
+    parser.add_argument("--topic", default=None, help="archive input: the topic whose records are read "
+                        "(default: settings.input_topic)")
     parser.add_argument("--output", required=True, help="output folder: documents/ (by date) and dead_letter/")
     parser.add_argument("--mongo", action="store_true", help="also upsert the documents into MongoDB")
     parser.add_argument("--master", default=None,
@@ -285,7 +297,10 @@ def run(args: argparse.Namespace) -> int:
     master = args.master or os.environ.get("SPARK_MASTER") or "local[*]"
     conf = dict(kv.split("=", 1) for kv in args.conf)
     try:
-        inputs.discover(args.input)
+        if inputs.is_archive(args.input):
+            inputs.archive_objects(args.input, settings, args.topic or settings.input_topic, args.since, args.until)
+        else:
+            inputs.discover(args.input)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -293,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = backfill(settings, args.input, args.output, spark=spark, master=master, mongo=args.mongo,
                            only_changed=args.only_changed, partitions=args.partitions, header=not args.no_header,
-                           chain_factory=args.chain_factory)
+                           chain_factory=args.chain_factory, since=args.since, until=args.until, topic=args.topic)
     finally:
         spark.stop()
     print(summary.line())

@@ -17,9 +17,12 @@ cluster, where the Parquet and JSON readers take any Hadoop URL).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+_DATE_DIR = re.compile(r"/date=(\d{4}-\d{2}-\d{2})$")
 
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -49,6 +52,53 @@ def discover(path: str | Path) -> dict[str, list[str]]:
     if not any(found.values()):
         raise ValueError(f"{p}: no .csv, .jsonl, .ndjson, .json or .parquet files")
     return found
+
+
+def is_archive(path: str | Path) -> bool:
+    """A URL (``gs://``, ``s3://``, ``file://``) names an archive written by ``python -m extractor archive``."""
+    return "://" in str(path)
+
+
+def archive_objects(url: str, settings: Any, topic: str, since: str | None = None, until: str | None = None
+                    ) -> list[str]:
+    """URLs of the archive's objects of ``topic`` whose date folder is in [``since``, ``until``) (YYYY-MM-DD):
+    only the date folders in range are listed (partition pruning on the path). Raises ``ValueError`` when the
+    archive cannot be read or holds nothing in range."""
+    from extractor.storage import StorageError, filesystem
+
+    try:
+        fs, root = filesystem(url, settings)
+        base = root if root.rstrip("/").endswith("/raw") else f"{root}/raw"
+        dates = fs.glob(f"{base}/topic={topic}/date=*")
+    except (StorageError, OSError) as exc:
+        raise ValueError(f"cannot read the archive {url}: {exc}") from None
+    scheme = url.split("://", 1)[0]
+    out = []
+    for d in sorted(dates):
+        m = _DATE_DIR.search(d.rstrip("/"))
+        if m is None or (since and m.group(1) < since) or (until and m.group(1) >= until):
+            continue
+        out += [f"{scheme}://{p.lstrip('/') if scheme != 'file' else p}"
+                for p in sorted(fs.glob(f"{d.rstrip('/')}/partition=*/offsets-*.parquet"))]
+    if not out:
+        raise ValueError(f"no archived objects of topic {topic!r} under {url} between {since or 'the start'} and "
+                         f"{until or 'now'}")
+    return out
+
+
+def archive_records(url: str, settings: Any) -> Iterator[tuple]:
+    """Records of one archived object: each Kafka value, as a worker would have decoded it (``source_row`` is
+    the Kafka offset, ``source_file`` the object's name)."""
+    import pyarrow.parquet as pq
+
+    from extractor.storage import filesystem
+
+    fs, path = filesystem(url, settings)
+    with fs.open(path, "rb") as fh:
+        table = pq.read_table(fh, columns=["value", "offset"])
+    name = path.rsplit("/", 1)[-1]
+    for value, offset in zip(table.column("value").to_pylist(), table.column("offset").to_pylist(), strict=True):
+        yield ("message", name, offset, value if value is not None else b"", None)
 
 
 def csv_records(path: str, columns: tuple[str, str, str], header: bool = True) -> Iterator[tuple]:
@@ -81,14 +131,21 @@ def jsonl_records(path: str) -> Iterator[tuple]:
                 yield ("message", name, None, line, None)
 
 
-def _files_to_arrow(batches: Iterator[Any], fmt: str, columns: tuple[str, str, str], header: bool) -> Iterator[Any]:
+def _files_to_arrow(batches: Iterator[Any], fmt: str, columns: tuple[str, str, str], header: bool,
+                    payload: dict[str, Any] | None = None) -> Iterator[Any]:
     """``mapInArrow`` body: batches of file paths -> Arrow batches of their records (one file at a time)."""
     from extractor.batch import records as rec
 
     schema = rec.record_arrow_schema()
+    settings = rec.settings_from_payload(payload) if payload is not None else None
     for batch in batches:
         for path in batch.column(0).to_pylist():
-            records = csv_records(path, columns, header) if fmt == "csv" else jsonl_records(path)
+            if fmt == "csv":
+                records = csv_records(path, columns, header)
+            elif fmt == "archive":
+                records = archive_records(path, settings)
+            else:
+                records = jsonl_records(path)
             yield from rec.arrow_chunks((rec.record_columns(r) for r in records), schema)
 
 
@@ -103,7 +160,7 @@ def record_schema() -> Any:
 
 
 def read_records(spark: Any, files: dict[str, list[str]], columns: tuple[str, str, str], partitions: int,
-                 header: bool = True) -> Any:
+                 header: bool = True, payload: dict[str, Any] | None = None) -> Any:
     """One DataFrame of input records (:func:`record_schema`) over all the files, in about ``partitions``
     partitions. CSV and JSON lines are parsed in Python by the stream's own parsers, one task per file, and
     handed to Spark as Arrow batches (``mapInArrow``); Parquet is read by Spark's reader."""
@@ -111,12 +168,14 @@ def read_records(spark: Any, files: dict[str, list[str]], columns: tuple[str, st
 
     schema = record_schema()
     parts = []
-    for fmt in ("csv", "jsonl"):
-        if files[fmt]:
-            paths = spark.createDataFrame([(f,) for f in files[fmt]], "path string").repartition(len(files[fmt]))
-            df = paths.mapInArrow(lambda it, f=fmt, c=columns, h=header: _files_to_arrow(it, f, c, h), schema)
+    for fmt in ("csv", "jsonl", "archive"):
+        if files.get(fmt):
+            n = len(files[fmt]) if fmt != "archive" else min(len(files[fmt]), max(partitions, 1) * 4)
+            paths = spark.createDataFrame([(f,) for f in files[fmt]], "path string").repartition(n)
+            df = paths.mapInArrow(
+                lambda it, f=fmt, c=columns, h=header, p=payload: _files_to_arrow(it, f, c, h, p), schema)
             parts.append(df.repartition(partitions) if len(files[fmt]) < partitions else df)
-    if files["parquet"]:
+    if files.get("parquet"):
         df = spark.read.parquet(*files["parquet"])
         for c in columns:
             if c not in df.columns:

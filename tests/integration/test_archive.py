@@ -169,3 +169,37 @@ def test_a_missing_bucket_is_a_clear_error(services, unique_name: str) -> None:
                           env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "bucket 'no-such-bucket-here' does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_produce_stream_archive_backfill_round_trip(services, spark, unique_name: str, tmp_path: Path) -> None:
+    """The backfill of the archive makes the stream's documents: the same _id and content_hash for every entry,
+    and the same dead letters for the malformed records."""
+    import json
+
+    from extractor.batch.backfill import backfill
+    from extractor.batch.records import content_hash
+    from extractor.chain import Chain
+    from extractor.stream.worker import Worker
+    from extractor.tools.harness import read_topic
+
+    s = _settings(unique_name, services, lexicon_reload_s=0)
+    produced = _produce(s, tmp_path, 150, seed=5)
+    Archiver(s).run(max_idle_s=3)
+    Worker(s, Chain.from_settings(s)).run(max_idle_s=5)
+    streamed = {}
+    for _headers, value in read_topic(s, s.processed_topic):
+        d = json.loads(value)
+        streamed[d["_id"]] = content_hash(d)
+    stream_dlq = sorted(h["reason"] for h, _v in read_topic(s, s.dlq_topic))
+    assert len(streamed) + len(stream_dlq) == produced
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    summary = backfill(s, s.archive_url, tmp_path / "out", spark=spark, since=today, topic=s.input_topic)
+    assert summary.reconciled and summary.read == produced
+    docs = {r["_id"]: r["content_hash"] for r in spark.read.parquet(str(tmp_path / "out" / "documents")).collect()}
+    assert docs == streamed  # every entry: the stream's _id and content_hash
+    ours_dlq = sorted(r["reason"] for r in spark.read.parquet(str(tmp_path / "out" / "dead_letter")).collect())
+    assert ours_dlq == stream_dlq
+    # the date folders out of range are not read
+    with pytest.raises(ValueError, match="no archived objects"):
+        backfill(s, s.archive_url, tmp_path / "out2", spark=spark, since="2000-01-01", until="2000-01-02",
+                 topic=s.input_topic)
