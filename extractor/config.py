@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     archive_url: str = "gs://clinical-extractor-archive"
     archive_topics: str = "medical-entries"  # comma-separated topics to archive (add dlq-topic to keep it too)
     archive_group_id: str = "extractor-archiver"  # the archiver's consumer group
-    archive_flush_bytes: int = Field(32_000_000, ge=1)  # buffered value+key bytes that trigger an upload
+    archive_flush_bytes: int = Field(16_000_000, ge=1)  # buffered record bytes that trigger an upload
     archive_flush_s: float = Field(60.0, gt=0)  # oldest buffered record's age that triggers an upload
     archive_max_object_bytes: int = Field(128_000_000, ge=1)  # larger batches are split into several objects
     # a GCS emulator's URL (the local one: http://127.0.0.1:4443); unset: STORAGE_EMULATOR_HOST, else real GCS

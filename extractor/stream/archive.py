@@ -121,20 +121,44 @@ def runs(records: list[Raw], max_bytes: int) -> list[list[Raw]]:
     return out
 
 
-def to_parquet(records: list[Raw]) -> bytes:
+ROW_GROUP = 8192  # records per Parquet row group: each is converted to Arrow and written on its own
+
+
+def _batch(records: list[Raw], schema: Any) -> Any:
+    """Arrow record batch of ``records``; the headers as flat arrays (no Python dict per header)."""
     import pyarrow as pa
+
+    offsets = [0]
+    keys: list[str] = []
+    values: list[bytes | None] = []
+    for r in records:
+        for k, v in r.headers:
+            keys.append(k)
+            values.append(v)
+        offsets.append(len(keys))
+    header_type = schema.field("headers").type.value_type
+    headers = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.StructArray.from_arrays(
+        [pa.array(keys, pa.string()), pa.array(values, pa.binary())], fields=list(header_type)))
+    return pa.RecordBatch.from_arrays([
+        pa.array([r.key for r in records], pa.binary()), pa.array([r.value for r in records], pa.binary()), headers,
+        pa.array([r.timestamp_ms for r in records], pa.int64()),
+        pa.array([r.timestamp_type for r in records], pa.int8()),
+        pa.array([r.topic for r in records], pa.string()), pa.array([r.partition for r in records], pa.int32()),
+        pa.array([r.offset for r in records], pa.int64()),
+    ], schema=schema)
+
+
+def to_parquet(records: list[Raw]) -> bytes:
+    """One Parquet object (zstd) of ``records``, converted and written one row group at a time: converting a
+    whole flush at once took about five times its size in memory."""
     import pyarrow.parquet as pq
 
     schema = arrow_schema()
-    cols = {
-        "key": [r.key for r in records], "value": [r.value for r in records],
-        "headers": [[{"key": k, "value": v} for k, v in r.headers] for r in records],
-        "timestamp_ms": [r.timestamp_ms for r in records], "timestamp_type": [r.timestamp_type for r in records],
-        "topic": [r.topic for r in records], "partition": [r.partition for r in records],
-        "offset": [r.offset for r in records],
-    }
     buf = io.BytesIO()
-    pq.write_table(pa.table(cols, schema=schema), buf, compression="zstd")
+    # no dictionary for the values (unique: its hash table only costs memory); the topic repeats
+    with pq.ParquetWriter(buf, schema, compression="zstd", use_dictionary=["topic"]) as writer:
+        for i in range(0, len(records), ROW_GROUP):
+            writer.write_batch(_batch(records[i : i + ROW_GROUP], schema))
     return buf.getvalue()
 
 
@@ -173,7 +197,10 @@ class Archiver:
         if consumer is None:
             from confluent_kafka import Consumer
 
-            consumer = Consumer(consumer_config(settings, settings.archive_group_id))
+            # librdkafka prefetches up to 64 MB per consumer by default: an eighth keeps the archiver's memory
+            # bounded (bench archive: peak RSS 375 -> 288 MB with 16 MB flushes) and still archives ~50,000 entries/s
+            consumer = Consumer(consumer_config(settings, settings.archive_group_id,
+                                                **{"queued.max.messages.kbytes": 8_192}))
         self.consumer = consumer
         self.buffers: dict[tuple[str, int], list[Raw]] = {}
         self.buffered_bytes = 0

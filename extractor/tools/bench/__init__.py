@@ -1,9 +1,10 @@
-"""``python -m extractor bench chain|pipeline|store|soak|backfill``: benchmarks that print figures (never timed tests).
+"""``python -m extractor bench chain|pipeline|store|soak|backfill|archive``: benchmarks that print figures.
 
 One module per benchmark: :mod:`extractor.tools.bench.chain` (the chain alone, in one process),
 :mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB),
 :mod:`extractor.tools.bench.store` (the MongoDB store at scale, both writers), :mod:`extractor.tools.bench.soak`
-(steady load with faults) and :mod:`extractor.tools.bench.backfill` (the Spark backfill against one process); all
+(steady load with faults), :mod:`extractor.tools.bench.backfill` (the Spark backfill against one process) and
+:mod:`extractor.tools.bench.archive` (Kafka into the archive's object storage); all
 print with
 :func:`extractor.tools.bench.report.report`.
 """
@@ -46,6 +47,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
     configure_backfill_parser(bf)
     bf.set_defaults(_bench=run_backfill_bench)
+    ar = sub.add_parser("archive", help="raw entries from Kafka into the archive's object storage: entries/s, RSS")
+    from extractor.tools.bench.archive import configure_archive_parser, run_archive_bench
+
+    configure_archive_parser(ar)
+    ar.set_defaults(_bench=run_archive_bench)
 
 
 def _missing(exc: Exception) -> int:
