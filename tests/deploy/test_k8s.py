@@ -39,7 +39,8 @@ def test_overlay_builds_with_the_expected_objects(rendered: dict[str, list[dict]
     kinds = sorted(d["kind"] for d in rendered[overlay])
     assert {"Deployment", "ConfigMap", "Service", "ServiceAccount", "NetworkPolicy", "PodDisruptionBudget",
             "Namespace"} <= set(kinds)
-    assert set(_objs(rendered[overlay], "Deployment")) == {"extractor-worker", "kafka-connect"}
+    archiver = {"extractor-archiver"} if overlay == "gke" else set()  # components/archive, in the GKE overlay
+    assert set(_objs(rendered[overlay], "Deployment")) == {"extractor-worker", "kafka-connect"} | archiver
     assert all(d["metadata"].get("namespace", "clinical-extractor") == "clinical-extractor" for d in rendered[overlay])
 
 
@@ -263,3 +264,16 @@ def test_gke_rules_are_the_tested_rule_file() -> None:
     source = yaml.safe_load((REPO_ROOT / "deploy" / "monitoring" / "alerts.yml").read_text())["groups"]
     built = yaml.safe_load((REPO_ROOT / "deploy" / "k8s" / "components" / "gmp" / "rules.yaml").read_text())
     assert built["kind"] == "Rules" and built["spec"]["groups"] == source, "run python scripts/build_gmp_rules.py"
+
+
+def test_the_archiver_uses_workload_identity_and_a_bucket(rendered: dict[str, list[dict]]) -> None:
+    """GKE: the archiver's own service account is bound to a Google service account (no key file anywhere), and
+    the archive URL is a gs:// bucket."""
+    docs = rendered["gke"]
+    sa = next(d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "extractor-archiver")
+    assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
+    dep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "extractor-archiver")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "extractor-archiver" and pod["containers"][0]["args"][0] == "archive"
+    assert _config(docs)["EXTRACTOR_ARCHIVE_URL"].startswith("gs://")
+    assert not any("GOOGLE_APPLICATION_CREDENTIALS" in str(c.get("env")) for c in pod["containers"])
