@@ -46,7 +46,7 @@ def test_ports_bound_to_localhost_only(compose: dict[str, Any]) -> None:
             assert isinstance(port, str), f"{name}: use the 'IP:HOST:CONTAINER' string form, got {port!r}"
             assert port.startswith("127.0.0.1:"), f"{name}: port {port} is not bound to 127.0.0.1"
             published.append(int(port.split(":")[1]))
-    assert sorted(published) == [8083, 9092, 27017]
+    assert sorted(published) == [4443, 8083, 9092, 27017]
 
 
 def test_kafka_is_kraft_4x_matching_the_pom(compose: dict[str, Any]) -> None:
@@ -144,3 +144,14 @@ def test_extractor_services_reach_the_compose_servers(compose: dict[str, Any]) -
     for name in ("worker", "sink"):
         assert int(services[name]["stop_grace_period"].rstrip("s")) >= 30
         assert services[name]["environment"]["EXTRACTOR_METRICS_PORT"] == "9108"
+
+
+def test_the_archive_profile_runs_the_emulator_and_the_archiver(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["gcs"]["image"] == "fsouza/fake-gcs-server:1.56.1"  # the version services/gcs.py builds
+    arch = services["archiver"]
+    assert arch["image"] == services["db-init"]["image"] and arch["command"] == ["archive"]
+    assert services["gcs"]["profiles"] == arch["profiles"] == ["archive"]
+    env = arch["environment"]
+    assert env["EXTRACTOR_ARCHIVE_URL"] == "gs://clinical-extractor-archive" and env["EXTRACTOR_GCS_ENDPOINT"] == (
+        "http://gcs:4443")
