@@ -15,6 +15,10 @@ of every record exactly as Kafka holds them, malformed records included. An obje
 offsets of one partition and one UTC date (of the record timestamps; a run is cut where the date changes) of at
 most ``archive_max_object_bytes`` (a single larger record gets an object of its own).
 
+Metrics (``--metrics-port``): ``extractor_archive_objects_total``, ``_records_total``, ``_bytes_total``,
+``_upload_failures_total``, ``extractor_archive_buffered_records`` and the lag, ``extractor_consumer_lag
+{component="archiver"}``: records in Kafka not yet in an object.
+
 Exactly once: offsets are committed only after every upload of the flush is confirmed (the object's size read
 back), uploads go in offset order, and the objects, not the committed offsets, are the truth. When a partition
 is assigned, the archiver lists its objects and starts after the last offset they hold: a crash between an upload
@@ -295,11 +299,28 @@ class Archiver:
         # a failed commit loses nothing: the objects say where to start (archived_through)
         return bool(commit_offsets(self.consumer, offsets, COMPONENT))
 
+    def update_lag(self) -> dict[tuple[str, int], int]:
+        """``extractor_consumer_lag{component="archiver"}``: records in Kafka not yet in an object (the high
+        watermark minus the first offset not archived; buffered records count as lag until uploaded)."""
+        lags: dict[tuple[str, int], int] = {}
+        try:
+            for tp in self.consumer.assignment():
+                low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    continue
+                done = self.resume.get((tp.topic, tp.partition), low)
+                lags[(tp.topic, tp.partition)] = lag = max(0, high - done)
+                metrics.CONSUMER_LAG.labels(COMPONENT, tp.topic, str(tp.partition)).set(lag)
+        except Exception as exc:  # noqa: BLE001 - a metric never stops the archiver
+            log.debug("lag not updated: %s", exc)
+        return lags
+
     def run(self, *, max_idle_s: float | None = None) -> ArchiveStats:
         check_writable(self.fs, self.root)
         self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
         last_msg = time.monotonic()
+        last_lag = float("-inf")
         try:
             while not self.stop:
                 msgs = poll_batch(self.consumer, self.settings.batch_size, self.settings.poll_timeout_s)
@@ -315,6 +336,9 @@ class Archiver:
                 if msgs:
                     last_msg = now
                 BUFFERED.set(sum(len(b) for b in self.buffers.values()))
+                if now - last_lag >= metrics.LAG_EVERY_S:
+                    self.update_lag()
+                    last_lag = now
                 # before the first assignment the group may wait out a dead member's session: allow for it
                 wait = max_idle_s if self.assigned_at else (max_idle_s or 0) + JOIN_GRACE_S
                 idle = max_idle_s is not None and now - max(last_msg, self.assigned_at) >= wait

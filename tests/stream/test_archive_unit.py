@@ -92,3 +92,27 @@ def test_commit_only_after_upload_and_resume_after_a_crash(tmp_path: Path) -> No
 def test_unknown_scheme_is_a_clear_error() -> None:
     with pytest.raises(StorageError, match="unknown storage scheme 'ftp'"):
         filesystem("ftp://x/y", Settings())
+
+
+def test_lag_counts_what_is_not_yet_in_an_object(tmp_path: Path) -> None:
+    from extractor.stream import metrics
+
+    class TP:
+        topic, partition = "t", 0
+
+    class Lagging(FakeConsumer):
+        def assignment(self):
+            return [TP()]
+
+        def get_watermark_offsets(self, tp, cached=True):
+            return (0, 10)
+
+    s = Settings(archive_url=f"file://{tmp_path}/arch")
+    fs, root = filesystem(s.archive_url, s)
+    a = Archiver(s, consumer=Lagging(), fs=fs, root=root)
+    for o in range(4):
+        a.add(Msg(_raw(o)))
+    assert a.update_lag() == {("t", 0): 10}  # buffered is not archived
+    a.flush()
+    assert a.update_lag() == {("t", 0): 6}
+    assert metrics.CONSUMER_LAG.labels("archiver", "t", "0")._value.get() == 6
