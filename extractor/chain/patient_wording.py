@@ -141,8 +141,10 @@ class PatientWording:
         if parts and complaints:
             p, c = _alt(parts, plural=True), _alt(complaints)
             self._patterns += [
+                # "my legs feel heavy and weak": one other word and "and" may come before the complaint
                 ("part+complaint", re.compile(
-                    rf"(?i)(?<![\w-])(?P<p>{p})\s+(?:(?:{_LINK})\s+)?(?:{_ADV}\s+)*(?P<c>{c}){end}")),
+                    rf"(?i)(?<![\w-])(?P<p>{p})\s+(?:(?:{_LINK})\s+)?(?:{_ADV}\s+)*"
+                    rf"(?:(?!(?:{c})\s)[a-z]+\s+(?:and|or)\s+)?(?P<c>{c}){end}")),
                 ("complaint+part", re.compile(
                     rf"(?i)(?<![\w-])(?P<c>{c})\s+(?:{_PREP}\s+{_POSS})?(?P<p>{p}){end}")),
             ]
@@ -152,6 +154,11 @@ class PatientWording:
         if by_kind["inability"]:
             self._patterns.append(("inability", re.compile(
                 rf"(?i)(?<![\w-]){_CANNOT}\s+(?:to\s+)?(?:{_ADV}\s+)*(?P<s>{_alt(list(by_kind['inability']))}){end}")))
+        # "my feet are numb and tingly": a second complaint of the same part
+        self._and_complaint = re.compile(
+            rf"(?i)\s*(?:,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+)(?:(?:{_LINK})\s+)?(?:{_ADV}\s+)*"
+            rf"(?P<c>{_alt(complaints)}){end}"
+        ) if complaints else None
         self._phrases = [
             (r, re.compile(rf"(?i)(?<![\w-]){_phrase(r.term)}{end}")) for r in by_kind["phrase"].values()
         ]
@@ -188,6 +195,13 @@ class PatientWording:
                     continue
                 built = f"{part.canonical} {row.canonical}"
                 found.append((m.start(), m.end(), self.names.get(built, built), row))
+                more = self._and_complaint.match(text, m.end()) if kind == "part+complaint" and self._and_complaint \
+                    else None
+                if more is not None:
+                    row2 = self.by_kind["complaint"][" ".join(more.group("c").lower().split())]
+                    built2 = f"{part.canonical} {row2.canonical}"
+                    if row2.canonical != row.canonical:
+                        found.append((more.start("c"), more.end("c"), self.names.get(built2, built2), row2))
         found.sort(key=lambda f: (-(f[1] - f[0]), f[0]))
         out: list[tuple[int, int, str, WordingRow]] = []
         for f in found:

@@ -117,3 +117,16 @@ def test_bad_rows_name_file_and_line(tmp_path: Path, row: str, message: str) -> 
 def test_the_shipped_file_loads_and_every_kind_is_used() -> None:
     rows = load_rows(LEXICONS / FILE)
     assert {r.kind for r in rows} == {"part", "complaint", "state", "inability", "phrase", "name"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("My feet are numb and tingly", [("feet are numb", "foot numbness"), ("tingly", "foot tingling")]),
+        ("my knees ache and are swollen", [("knees ache", "knee pain"), ("swollen", "knee swelling")]),
+        ("My legs feel heavy and weak", [("legs feel heavy", "leg heaviness"), ("weak", "leg weakness")]),
+        ("It makes my mouth really dry", [("mouth really dry", "dry mouth")]),
+    ],
+)
+def test_two_complaints_of_one_part(wording: PatientWording, text: str, expected: list[tuple[str, str]]) -> None:
+    assert [(e.surface, e.canonical) for e in wording.add(text, [])] == expected
