@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 RESOURCE_FIELDS = ("bootstrap_servers", "input_topic", "processed_topic", "dlq_topic", "group_id",
                    "sink_group_id", "mongo_database", "mongo_collection", "batch_size", "poll_timeout_s",
                    "lexicon_dir", "input_partitions", "lexicon_reload_s", "dlq_replay_group_id",
-                   "writer", "connect_url", "connector_name")
+                   "writer", "connect_url", "connector_name", "gcs_endpoint")
 
 
 def free_port() -> int:

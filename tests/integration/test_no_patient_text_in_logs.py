@@ -2,8 +2,8 @@
 
 A pipeline run whose entries carry a distinctive sentinel string: good entries (to MongoDB through BOTH writers,
 Kafka Connect's connector and the project's sink), an unresolved entry, a malformed CSV row and poison messages
-(to the DLQ), then the DLQ tools (inspect, replay). Afterwards the sentinel must appear in none of: the producer's
-output, the workers', the sink's, the DLQ tools', and the part of the Kafka, Kafka Connect, FerretDB and PostgreSQL
+(to the DLQ), then the DLQ tools (inspect, replay) and the archiver. Afterwards the sentinel must appear in none of:
+the producer's output, the workers', the sink's, the DLQ tools', the archiver's, and the part of the Kafka, Kafka Connect, FerretDB and PostgreSQL
 logs written during the test; while the ids and counts that the logs are for do appear.
 """
 
@@ -76,6 +76,14 @@ def test_sentinel_patient_text_appears_in_no_log(services, services_config, uniq
     assert coll.count_documents({"text": {"$regex": sentinel}}) == docs
     _run(s, ["dlq", "inspect"], logs / "dlq-inspect.log")
     _run(s, ["dlq", "replay"], logs / "dlq-replay.log")
+    # the archiver keeps the same raw records (patient text included) in object storage, never in its log
+    from services import gcs
+
+    archive_env = s.model_copy(update={"gcs_endpoint": gcs.url()})
+    archiver_out = _run(archive_env, ["archive", "--url", f"gs://{gcs.bucket()}/{unique_name}", "--topics",
+                                      s.input_topic, "--group-id", f"{unique_name}-archiver", "--max-idle-s", "2"],
+                        logs / "archive.log")
+    assert "archived records=" in archiver_out
 
     found = {}
     for f in sorted(logs.glob("*.log")):
