@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "work": ("extractor.stream.worker", "run an extractor worker (Kafka consumer group member)"),
     "sink": ("extractor.stream.sink", "write processed entries from Kafka to MongoDB"),
     "archive": ("extractor.stream.archive", "archive raw Kafka records as Parquet in gs://, file:// or s3:// storage"),
+    "review": ("extractor.review.cli", "the review console: a web page to review entries, edit and publish lexicons"),
     "dlq": ("extractor.stream.dlq", "inspect or replay the dead-letter topic"),
     "connect-status": ("extractor.stream.connect_status", "export Kafka Connect task states as Prometheus metrics"),
     "db": ("extractor.tools.db", "create the MongoDB indexes the queries use (`db init`)"),

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     producer_unreachable_timeout_s: float = 30.0
     compression_type: str = "lz4"  # producer compression
     lexicon_reload_s: float = 10.0  # worker: how often to call chain.reload_if_changed(); 0 = never
+    # worker: follow lexicon_updates_topic (the review console's published edits) and write them into lexicon_dir
+    follow_lexicon_updates: bool = True
     sink_max_backoff_s: float = 10.0  # sink: cap of the exponential backoff while MongoDB is down
     dlq_replay_group_id: str | None = None  # default: "<group_id>-dlq-replay"
 
@@ -102,6 +104,20 @@ class Settings(BaseSettings):
     # with Application Default Credentials (Workload Identity on GKE)
     gcs_endpoint: str | None = None
     gcs_project: str | None = None  # GCS project (real GCS only)
+
+    # --- review console (python -m extractor review) -----------------------------------------------
+    review_host: str = "127.0.0.1"  # the console listens here; 0.0.0.0 needs TLS (or --insecure-public)
+    review_port: int = 8088
+    review_secrets_dir: Path = REPO_ROOT / ".services" / "secrets"  # review-password (generated, mode 0600)
+    review_session_s: int = Field(3600, ge=60)  # a signed-in session expires after this many seconds idle
+    review_low_confidence: float = Field(0.6, ge=0.0, le=1.0)  # the low-confidence queue: entities below this
+    review_group_id: str = "extractor-review"  # the console's consumer group on the dead-letter topic
+    reviews_collection: str = "reviews"  # reviewers' decisions (entry id, reviewer, time, decision, version)
+    dead_letters_collection: str = "dead_letters"  # the console's copy of the dead-letter topic (queue pages)
+    lexicon_edits_collection: str = "lexicon_edits"  # rows decided by reviewers, pending or published
+    review_audit_collection: str = "review_audit"  # who changed what and when (entry ids, never text)
+    # compacted topic of published lexicon edits: workers on any host follow it and reload without a restart
+    lexicon_updates_topic: str = "lexicon-updates"
 
     # --- observability ----------------------------------------------------------------------------
     metrics_port: int = 0  # Prometheus /metrics port of the worker, sink or connect-status; 0 = none

@@ -46,11 +46,16 @@ STOPTERMS = "stopterms.tsv"
 # criteria leave unlabelled
 STOP_SCOPES = ("all", "fuzzy", "abstracts")
 STOPTERMS_GENERATED = "stopterms_generated.tsv"
+# decisions of the review console (python -m extractor review): terms reviewers added (kind "term", matched like
+# curated terms) and what they marked as not an illness / medicine (the kinds of non_entities.tsv), each row with
+# its provenance (reviewer, time, entry id; never the entry's text)
+REVIEWED_EDITS = "reviewed_edits.tsv"
+REVIEWED_KINDS = ("term", "substance", "state", "generic", "food")
 # common English / corpus words (scripts/build_common_words.py): never a fuzzy query — a real word such as
 # "promote" or "tensions" is not a misspelt drug ("promolate", "tensins"); also the chain's NER gate list
 COMMON_WORDS = "common_words.txt"
 ALL_FILES = (*GENERATED_FILES, CURATED_TERMS, ABBREVIATIONS, MISSPELLINGS, STOPTERMS, STOPTERMS_GENERATED,
-             COMMON_WORDS)
+             COMMON_WORDS, REVIEWED_EDITS)
 
 HEADERS: dict[str, tuple[str, ...]] = {
     "illnesses.tsv": ("term", "canonical", "code", "code_system", "source", "term_type"),
@@ -60,6 +65,8 @@ HEADERS: dict[str, tuple[str, ...]] = {
     MISSPELLINGS: ("misspelling", "label", "correct", "note"),
     STOPTERMS: ("term", "label", "scope", "reason"),
     STOPTERMS_GENERATED: ("term", "label", "scope", "reason"),
+    REVIEWED_EDITS: ("term", "label", "kind", "canonical", "code", "code_system", "reviewer", "reviewed_at",
+                     "entry_id"),
 }
 OPTIONAL_COLUMNS = {"illnesses.tsv": ("xrefs",), "medicines.tsv": ("xrefs",), ABBREVIATIONS: ("after", "unless_next")}
 
@@ -390,6 +397,15 @@ class Lexicon:
                     ),
                     override=True,
                 )
+        if (d / REVIEWED_EDITS).is_file():  # reviewers' terms win over curated rows of the same words
+            for lineno, r in read_tsv(d / REVIEWED_EDITS, HEADERS[REVIEWED_EDITS]):
+                _check_row(REVIEWED_EDITS, lineno, r["term"], r["code_system"])
+                label = _check_label(REVIEWED_EDITS, lineno, r["label"])
+                if r["kind"] not in REVIEWED_KINDS:
+                    raise LexiconError(
+                        f"{REVIEWED_EDITS}:{lineno}: kind {r['kind']!r} not one of {list(REVIEWED_KINDS)}")
+                if r["kind"] == "term":  # the other kinds are non-entities (extractor/chain/non_entities.py)
+                    add(_term_row(r, label, REVIEWED_EDITS, lineno, "curated"), override=True)
         stops_cur = cls._read_stops(d / STOPTERMS) if (d / STOPTERMS).is_file() else []
         _apply_stops(stops_cur, rows, ci, cs)
         lex.stops = stops_gen + stops_cur

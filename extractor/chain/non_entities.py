@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NON_ENTITIES_FILE = "non_entities.tsv"
+REVIEWED_EDITS_FILE = "reviewed_edits.tsv"  # extractor/chain/lexicon.py REVIEWED_EDITS
 COLUMNS = ("term", "label", "kind", "note")
 KINDS = ("substance", "state", "generic", "food")
 LABELS = ("ILLNESS", "MEDICINE")
@@ -80,7 +81,13 @@ class NonEntities:
 
     @classmethod
     def from_dir(cls, lexicon_dir: Path) -> NonEntities:
-        return cls.load(Path(lexicon_dir) / NON_ENTITIES_FILE)
+        """``non_entities.tsv`` plus the non-entity rows of the review console's ``reviewed_edits.tsv`` (a
+        reviewer's decision wins over the hand file for the same term and label)."""
+        base = cls.load(Path(lexicon_dir) / NON_ENTITIES_FILE)
+        reviewed = Path(lexicon_dir) / REVIEWED_EDITS_FILE
+        if not reviewed.is_file():
+            return base
+        return cls({**base.kinds, **load_reviewed(reviewed)})
 
     def kind(self, label: str, surface: str, canonical: str | None = None) -> str | None:
         """The row's kind when the surface (or, for medicines, the canonical name) is listed for ``label``."""
@@ -95,6 +102,33 @@ class NonEntities:
 
     def terms(self, label: str, exclude_kinds: tuple[str, ...] = ()) -> set[str]:
         return {t for (lab, t), kind in self.kinds.items() if lab == label and kind not in exclude_kinds}
+
+
+def load_reviewed(path: Path) -> dict[tuple[str, str], str]:
+    """(label, normalised term) -> kind of the non-entity rows of ``reviewed_edits.tsv`` (rows of kind ``term``
+    are lexicon terms). The file is validated by the lexicon loader (extractor/chain/lexicon.py)."""
+    from extractor.chain.lexicon import HEADERS, REVIEWED_EDITS, LexiconError, read_tsv
+
+    out: dict[tuple[str, str], str] = {}
+    try:
+        for lineno, r in read_tsv(path, HEADERS[REVIEWED_EDITS]):
+            kind, label = r["kind"], r["label"]
+            if kind == "term":
+                continue
+            where = f"{path.name}:{lineno}"
+            if label not in LABELS:
+                raise NonEntityError(f"{where}: label must be ILLNESS or MEDICINE, got {label!r}")
+            if kind not in KINDS:
+                raise NonEntityError(f"{where}: kind must be term or one of {', '.join(KINDS)}, got {kind!r}")
+            if kind == "substance" and label != "MEDICINE":
+                raise NonEntityError(f"{where}: kind substance takes label MEDICINE")
+            key = (label, normalise(r["term"]))
+            if not key[1]:
+                raise NonEntityError(f"{where}: empty term")
+            out[key] = kind
+    except LexiconError as exc:
+        raise NonEntityError(str(exc)) from exc
+    return out
 
 
 __all__ = ["NON_ENTITIES_FILE", "NonEntities", "NonEntityError", "normalise"]

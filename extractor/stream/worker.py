@@ -87,6 +87,9 @@ class Worker:
         # how a fresh consumer is made after a fatal error (None: only the consumer given, e.g. a test's fake)
         self._new_consumer: Callable[[], Any] | None = consumer_factory
         self._renewals: list[float] = []
+        # the review console's published lexicon edits (extractor/stream/lexicon_updates.py); real Kafka only
+        self._follow = settings.follow_lexicon_updates and consumer is None and consumer_factory is None
+        self.follower: Any = None
         if consumer is None and consumer_factory is None:
             from confluent_kafka import Consumer
 
@@ -250,6 +253,15 @@ class Worker:
         if reload is None:
             return
         failures = getattr(self.chain, "reload_failures", 0)
+        if self._follow:
+            try:
+                if self.follower is None:
+                    from extractor.stream.lexicon_updates import LexiconFollower
+
+                    self.follower = LexiconFollower(self.settings)
+                self.follower.poll(0.0)
+            except Exception as exc:  # noqa: BLE001 - the topic's trouble must not stop the worker
+                log.warning("lexicon updates not followed this time: %s", exc)
         try:
             if reload():
                 self.extractor_version, self.lexicon_version = chain_versions(self.chain)
@@ -341,6 +353,9 @@ class Worker:
             self.consumer.close()
         except Exception as exc:  # already closed
             log.debug("consumer close: %s", exc)
+        if self.follower is not None:
+            self.follower.close()
+            self.follower = None
         log.info("worker stopped consumed=%d processed=%d dead_lettered=%d reasons=%s redone_batches=%d",
                  self.stats.consumed, self.stats.processed, self.stats.dead_lettered,
                  json.dumps(self.stats.reasons, sort_keys=True), self.stats.redone_batches)

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 RESOURCE_FIELDS = ("bootstrap_servers", "input_topic", "processed_topic", "dlq_topic", "group_id",
                    "sink_group_id", "mongo_database", "mongo_collection", "batch_size", "poll_timeout_s",
                    "lexicon_dir", "input_partitions", "lexicon_reload_s", "dlq_replay_group_id",
-                   "writer", "connect_url", "connector_name", "gcs_endpoint")
+                   "writer", "connect_url", "connector_name", "gcs_endpoint", "lexicon_updates_topic",
+                   "follow_lexicon_updates", "review_group_id", "dead_letters_collection")
 
 
 def free_port() -> int:
@@ -46,7 +47,8 @@ def isolated_settings(prefix: str | None = None, **overrides: Any) -> Settings:
     prefix = prefix or f"run-{uuid.uuid4().hex[:8]}"
     names = dict(input_topic=f"{prefix}-entries", processed_topic=f"{prefix}-processed",
                  dlq_topic=f"{prefix}-dlq", group_id=f"{prefix}-workers", sink_group_id=f"{prefix}-sink",
-                 mongo_collection=prefix.replace("-", "_"))
+                 mongo_collection=prefix.replace("-", "_"), lexicon_updates_topic=f"{prefix}-lexicon-updates",
+                 review_group_id=f"{prefix}-review", dead_letters_collection=f"{prefix.replace('-', '_')}_dlq")
     names.update(overrides)
     return load_settings(**names)
 

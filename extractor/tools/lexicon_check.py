@@ -30,6 +30,8 @@ from extractor.chain.lexicon import (
     HEADERS,
     MISSPELLINGS,
     OPTIONAL_COLUMNS,
+    REVIEWED_EDITS,
+    REVIEWED_KINDS,
     STOP_SCOPES,
     STOPTERMS,
     STOPTERMS_GENERATED,
@@ -49,6 +51,7 @@ TERM_COL = {
     MISSPELLINGS: "misspelling",
     STOPTERMS: "term",
     STOPTERMS_GENERATED: "term",
+    REVIEWED_EDITS: "term",
     **{n: "term" for n in GENERATED_FILES},
 }
 
@@ -145,6 +148,13 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
                     ).append(msg)
                 else:
                     seen[dup] = lineno
+                if name == REVIEWED_EDITS and r["kind"] not in REVIEWED_KINDS:
+                    errors.append(f"{where}: malformed: kind {r['kind']!r} not one of {list(REVIEWED_KINDS)}")
+                    continue
+                if name == REVIEWED_EDITS and r["kind"] != "term":
+                    if r["kind"] == "substance" and label != "MEDICINE":
+                        errors.append(f"{where}: malformed: kind substance takes label MEDICINE")
+                    continue  # a non-entity row: no lexicon term
                 if name in (STOPTERMS, STOPTERMS_GENERATED):
                     if r["scope"] not in STOP_SCOPES:
                         errors.append(f"{where}: malformed: scope {r['scope']!r} not one of {', '.join(STOP_SCOPES)}")
@@ -157,7 +167,7 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
                     terms[key].append((where, label, canon.lower(), r.get("code", ""), name))
         except LexiconError as exc:
             errors.append(f"{exc} (malformed)")
-    curated = (CURATED_TERMS, ABBREVIATIONS, MISSPELLINGS)
+    curated = (CURATED_TERMS, ABBREVIATIONS, MISSPELLINGS, REVIEWED_EDITS)
     for key, rows in terms.items():
         if len(rows) < 2:
             continue
@@ -248,6 +258,13 @@ def check(lexicon_dir: Path) -> tuple[list[str], list[str]]:
             loader(d / fname)
         except err as exc:
             errors.append(str(exc).replace(str(d) + "/", ""))
+    if (d / REVIEWED_EDITS).is_file():
+        from extractor.chain.non_entities import load_reviewed
+
+        try:
+            load_reviewed(d / REVIEWED_EDITS)
+        except NonEntityError as exc:
+            errors.append(str(exc))
     return errors, warnings
 
 
