@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo up down status logs lint figures docs
+.PHONY: venv test demo up down status logs lint figures docs browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,14 @@ status: venv
 logs: venv
 	$(PY) -m services logs $(or $(NAME),kafka)
 
-test: venv
+# the review console's browser tests drive Debian's chromium (Playwright, no browser download): installed with
+# apt-get when run as root; otherwise those tests skip and say which command installs it
+browser:
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "chromium is missing: run 'sudo apt-get install chromium' for the browser tests"; fi; }
+
+test: venv browser
 	$(PY) -m services up
 	$(PY) -m pytest
 

@@ -2,9 +2,10 @@
 
 A pipeline run whose entries carry a distinctive sentinel string: good entries (to MongoDB through BOTH writers,
 Kafka Connect's connector and the project's sink), an unresolved entry, a malformed CSV row and poison messages
-(to the DLQ), then the DLQ tools (inspect, replay) and the archiver. Afterwards the sentinel must appear in none of:
-the producer's output, the workers', the sink's, the DLQ tools', the archiver's, and the part of the Kafka, Kafka Connect, FerretDB and PostgreSQL
-logs written during the test; while the ids and counts that the logs are for do appear.
+(to the DLQ), then the DLQ tools (inspect, replay), the archiver and a reviewer's session in the review console.
+Afterwards the sentinel must appear in none of: the producer's output, the workers', the sink's, the DLQ tools',
+the archiver's, the review console's, and the part of the Kafka, Kafka Connect, FerretDB and PostgreSQL logs
+written during the test; while the ids and counts that the logs are for do appear.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def test_sentinel_patient_text_appears_in_no_log(services, services_config, uniq
                                       s.input_topic, "--group-id", f"{unique_name}-archiver", "--max-idle-s", "2"],
                         logs / "archive.log")
     assert "archived records=" in archiver_out
+    _review_console_session(pipe, s, tmp_path, sentinel)
 
     found = {}
     for f in sorted(logs.glob("*.log")):
@@ -99,3 +101,52 @@ def test_sentinel_patient_text_appears_in_no_log(services, services_config, uniq
     assert "sent=3" in producer_out and "dead_lettered=1" in producer_out
     worker_logs = "".join(pipe.log_text(n) for n in ("work-1",)) or (logs / "work-1.log").read_text()
     assert "dead_lettered" in worker_logs or "processed" in worker_logs
+
+
+def _review_console_session(pipe: Pipeline, s, tmp_path: Path, sentinel: str) -> None:
+    """The review console (a subprocess at its default log level) shows the sentinel's entries to a signed-in
+    reviewer, who opens a dead letter and a document, decides, undoes, exports and signs out: its log must not
+    carry the text it served."""
+    import re
+
+    import httpx
+
+    from extractor.tools.harness import free_port
+    from tests.integration.helpers import wait_for
+
+    port = free_port()
+    secrets = tmp_path / "review-secrets"
+    pipe.start("review", "review-1", "--port", str(port), "--eval-limit", "1",
+               env={"EXTRACTOR_REVIEW_SECRETS_DIR": str(secrets)})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60, "the review console")
+        with httpx.Client(base_url=base, timeout=30, follow_redirects=True) as c:
+            token = re.search(r'name="csrf-token" content="([^"]+)"', c.get("/login").text).group(1)
+            assert c.post("/login", data={"csrf": token, "reviewer": "ann", "password": "wrong"}).status_code == 401
+            pw = (secrets / "review-password").read_text().strip()
+            assert c.post("/login", data={"csrf": token, "reviewer": "ann", "password": pw}).status_code == 200
+            token = re.search(r'name="csrf-token" content="([^"]+)"', c.get("/queue/dlq").text).group(1)
+            ids = wait_for(lambda: re.findall(r"/entry/dlq/([0-9]+:[0-9]+)", c.get("/queue/dlq").text), 60,
+                           "the dead letters in the console")
+            assert any(sentinel in c.get(f"/entry/dlq/{i}").text for i in ids)
+            doc = pipe.collection().find_one({"illnesses.0": {"$exists": True}})
+            assert sentinel in c.get(f"/entry/doc/{doc['_id']}").text
+            ent = doc["illnesses"][0]
+            r = c.post("/api/decision", headers={"X-CSRF-Token": token},
+                       json={"source": "doc", "id": doc["_id"], "action": "accept",
+                             "entity": {"start": ent["start"], "end": ent["end"], "label": "ILLNESS"}})
+            assert r.status_code == 200, r.text
+            assert c.post("/api/undo", headers={"X-CSRF-Token": token}).status_code == 200
+            c.get("/export/reviews.jsonl")
+            c.post("/logout", data={"csrf": token})
+    finally:
+        pipe.stop("review-1")
+    log = pipe.log_text("review-1")
+    assert "sign_in by ann" in log and "decision:accept by ann" in log  # it logs ids and actions
