@@ -70,6 +70,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     db = mongo_client(settings)[settings.mongo_database]
+    from extractor.review.queues import ensure_indexes
+
+    try:
+        ensure_indexes(db, settings)
+    except Exception as exc:  # noqa: BLE001 - one clear line: the database is the console's one dependency
+        print(f"error: cannot reach MongoDB ({type(exc).__name__}): start it (python -m services up) or set "
+              "EXTRACTOR_MONGO_URI", file=sys.stderr)
+        return 2
     app = create_app(settings, db, https=bool(args.tls_cert), mirror=not args.no_dlq_copy,
                      eval_data=args.eval_data or DEFAULT_DATA, eval_limit=args.eval_limit,
                      eval_extra=tuple(p for p in DEFAULT_EXTRA if p.is_file()))

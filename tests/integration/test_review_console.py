@@ -123,7 +123,7 @@ def test_dead_letter_to_published_term_to_resolved_document(services, unique_nam
         env.pipe.stop_all()
 
 
-def test_queues_filter_and_page_by_cursor_on_ferretdb(services, unique_name, tmp_path):
+def test_queues_filter_and_page_by_cursor_on_ferretdb(services, unique_name, tmp_path, monkeypatch):
     env = console_env(services, unique_name, tmp_path)
     s = env.settings
     docs = []
@@ -149,3 +149,19 @@ def test_queues_filter_and_page_by_cursor_on_ferretdb(services, unique_name, tmp
     assert len(sample.items) == 3 and sample.next_cursor
     rest = page(env.db, s, "sample", Filters(), sample.next_cursor, size=10)
     assert len(sample.items) + len(rest.items) == 7
+    # an id that is not hex (a producer's own entry id) is found in its place, and works as a cursor; small id
+    # windows (a ninth of the id space, then wider) as on a large collection
+    from extractor.review import queues
+
+    monkeypatch.setattr(queues, "WINDOW_DOCS", 1)
+    queues._counts.clear()
+    env.db[s.mongo_collection].insert_one({**docs[0], "_id": "P-custom-1"})
+    env.db[s.mongo_collection].insert_one({**docs[0], "_id": "P-custom-2"})
+    walked, cursor = [], None
+    while True:
+        pg = page(env.db, s, "low", Filters(), cursor, size=2)
+        walked += [d["_id"][:4] for d in pg.items]
+        if not pg.next_cursor:
+            break
+        cursor = pg.next_cursor
+    assert walked == ["00aa", "02aa", "04aa", "06aa", "P-cu", "P-cu"]

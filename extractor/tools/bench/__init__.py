@@ -1,4 +1,4 @@
-"""``python -m extractor bench chain|pipeline|store|soak|backfill|archive``: benchmarks that print figures.
+"""``python -m extractor bench chain|pipeline|store|soak|backfill|archive|review``: benchmarks that print figures.
 
 One module per benchmark: :mod:`extractor.tools.bench.chain` (the chain alone, in one process),
 :mod:`extractor.tools.bench.pipeline` (end to end through the real Kafka and MongoDB),
@@ -52,6 +52,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
     configure_archive_parser(ar)
     ar.set_defaults(_bench=run_archive_bench)
+
+
+    rv = sub.add_parser("review", help="the review console's pages with N documents in the store: p50/p95 over HTTP")
+    from extractor.tools.bench.review import configure_review_parser, run_review_bench
+
+    configure_review_parser(rv)
+    rv.set_defaults(_bench=run_review_bench)
 
 
 def _missing(exc: Exception) -> int:
