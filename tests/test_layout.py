@@ -1,4 +1,5 @@
-"""The package layout's one rule: dependencies point one way, tools -> batch -> stream -> chain (-> config).
+"""The package layout's one rule: dependencies point one way, tools -> batch -> stream -> chain (-> config), and the
+review console (review -> stream -> chain) beside the tools.
 
 Two checks. Statically, every ``import`` statement in every module of a package (top level or inside a function)
 is read with :mod:`ast`, so a lazy import cannot hide a wrong-way dependency. Dynamically, the chain is imported
@@ -20,9 +21,12 @@ PACKAGE = REPO / "extractor"
 
 # what each part may NOT import (by module prefix)
 FORBIDDEN = {
-    "chain": ("extractor.stream", "extractor.batch", "extractor.tools", "confluent_kafka", "kafka", "pymongo", "bson",
-              "evaluation", "pyspark"),
-    "stream": ("extractor.batch", "extractor.tools", "evaluation", "pyspark"),
+    "chain": ("extractor.stream", "extractor.batch", "extractor.tools", "extractor.review", "confluent_kafka", "kafka",
+              "pymongo", "bson", "evaluation", "pyspark", "fastapi", "starlette"),
+    "stream": ("extractor.batch", "extractor.tools", "extractor.review", "evaluation", "pyspark", "fastapi"),
+    # the review console sits beside the tools: it uses the stream's modules, the chain, the evaluation and the
+    # lexicon check (tools/lexicon_check.py: rows are validated exactly like `lexicon check`), never the benches
+    "review": ("extractor.batch", "extractor.tools.bench", "extractor.tools.harness", "extractor.tools.demo", "pyspark"),
     # batch -> stream -> chain: the Spark backfill reuses the stream's formats and writer, never the tools
     "batch": ("extractor.tools", "evaluation"),
     "config": ("extractor.chain", "extractor.stream", "extractor.batch", "extractor.tools", "confluent_kafka",
