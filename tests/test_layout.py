@@ -26,7 +26,8 @@ FORBIDDEN = {
     "stream": ("extractor.batch", "extractor.tools", "extractor.review", "evaluation", "pyspark", "fastapi"),
     # the review console sits beside the tools: it uses the stream's modules, the chain, the evaluation and the
     # lexicon check (tools/lexicon_check.py: rows are validated exactly like `lexicon check`), never the benches
-    "review": ("extractor.batch", "extractor.tools.bench", "extractor.tools.harness", "extractor.tools.demo", "pyspark"),
+    "review": ("extractor.batch", "extractor.tools.bench", "extractor.tools.harness", "extractor.tools.demo",
+               "pyspark"),
     # batch -> stream -> chain: the Spark backfill reuses the stream's formats and writer, never the tools
     "batch": ("extractor.tools", "evaluation"),
     "config": ("extractor.chain", "extractor.stream", "extractor.batch", "extractor.tools", "confluent_kafka",
