@@ -108,6 +108,8 @@ def _filters(rng: random.Random) -> dict[str, list[dict[str, str]]]:
 
 
 def run_review_bench(args: argparse.Namespace) -> int:
+    import logging
+
     import httpx
     import uvicorn
 
@@ -115,8 +117,6 @@ def run_review_bench(args: argparse.Namespace) -> int:
     from extractor.review.auth import read_password
     from extractor.stream import store
     from extractor.tools.harness import ensure_servers, free_port, isolated_settings
-
-    import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     base = f"bench-review-{uuid.uuid4().hex[:6]}"
