@@ -319,25 +319,26 @@ class Console:
         return {"replayed": stats.replayed, "resolved": stats.resolved, "still_failing": stats.still_failing}
 
     def search(self, q: str, label: str = "", limit: int = 12) -> list[dict[str, Any]]:
-        """Lexicon rows for a name: exact term first, then the closest terms (rapidfuzz)."""
+        """Lexicon rows for a name: the exact term first (the lexicon's own key lookup), then the closest terms by
+        edit similarity (rapidfuzz over every row's term; about 0.2 s on the 300,000 shipped rows)."""
         from rapidfuzz import fuzz, process
 
-        lex = getattr(self.chain, "lexicon", None)
-        if lex is None or not q.strip():
+        chain = self.chain
+        stage = next((st for st in getattr(chain, "stages", ()) if getattr(st, "method", "") == "lexicon"), None)
+        lex = getattr(stage, "lexicon", None) or getattr(getattr(chain, "linker", None), "lexicon", None)
+        query = q.lower().strip()
+        if lex is None or not query:
             return []
         rows = lex.rows
-        choices = getattr(self, "_choices", None)
-        if choices is None or getattr(self, "_choices_of", None) is not lex:
-            choices = {i: r.term.lower() for i, r in enumerate(rows)}
-            self._choices, self._choices_of = choices, lex
-        hits = process.extract(q.lower().strip(), choices, scorer=fuzz.WRatio, limit=limit * 4)
+        if getattr(self, "_choices_of", None) is not lex:
+            self._choices, self._choices_of = {i: r.term.lower() for i, r in enumerate(rows)}, lex
+        first = lex.lookup(query)
+        hits = process.extract(query, self._choices, scorer=fuzz.ratio, limit=limit * 4, score_cutoff=50)
+        candidates = ([(first, 100.0)] if first is not None else []) + [(rows[i], sc) for _t, sc, i in hits]
         out, seen = [], set()
-        for _term, score, i in hits:
-            r = rows[i]
-            if label and r.label != label:
-                continue
+        for r, score in candidates:
             key = (r.label, r.canonical.lower(), r.code)
-            if key in seen:
+            if (label and r.label != label) or key in seen:
                 continue
             seen.add(key)
             out.append({"term": r.term, "label": r.label, "canonical": r.canonical, "code": r.code or "",

@@ -102,6 +102,7 @@ def test_review_by_keyboard_in_chromium(services, unique_name, tmp_path, chromiu
             page.screenshot(path=str(shots / "review-queue.png"))
             page.keyboard.press("n")
             expect(page).to_have_url(f"{base}/entry/doc/{'1' * 32}?queue=low")
+            expect(page.locator("#text mark.current")).to_have_text("wheezing")
             # the script in the text is shown as text and never runs
             expect(page.locator("#text")).to_contain_text("<script>window.__xss=1</script>")
             assert page.evaluate("window.__xss") is None and dialogs == []
@@ -138,6 +139,28 @@ def test_review_by_keyboard_in_chromium(services, unique_name, tmp_path, chromiu
 
             page.keyboard.press("n")  # the next entry of the queue
             expect(page).to_have_url(f"{base}/entry/doc/{'2' * 32}?queue=low")
+            # new boundaries: the current entity is "type 2 diabetes"; select "diabetes" and press b
+            expect(page.locator("#text mark.current")).to_have_text("metformin")  # the page's script is running
+            page.keyboard.press("j")
+            expect(page.locator("#text mark.current")).to_have_text("type 2 diabetes")
+            page.evaluate("""() => {
+                const el = document.querySelector('#text mark.current'), node = el.firstChild;
+                const i = node.textContent.indexOf('diabetes');
+                const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 8);
+                const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r);
+            }""")
+            page.keyboard.press("b")
+            expect(page.locator("#add-panel")).to_be_visible()
+            expect(page.locator("#add-results li").first).to_be_visible()  # the lexicon search found rows
+            page.locator("#add-results button.pick").first.click()
+            assert page.input_value("#add-canonical")  # picked: canonical name (and code) from a lexicon row
+            page.press("#add-search", "Enter")
+            expect(page.locator("#status")).to_have_text("bounds saved (lexicon row pending)")
+            bounds = env.db[s.reviews_collection].find_one({"decision": "bounds"})
+            assert t2[bounds["entity"]["start"]:bounds["entity"]["end"]] == "diabetes"
+            assert bounds["entity"]["original"]["start"] == t2.index("type 2 diabetes")
+            page.keyboard.press("u")  # keep one pending row for the publish below
+            expect(page.locator("#status")).to_have_text("undid bounds")
 
             page.goto(f"{base}/edits")
             expect(page.locator("#pending")).to_contain_text(MADE_UP)

@@ -153,6 +153,15 @@
           }
         }
         break;
+      case "b": {  // new boundaries for the current entity: select the right words, then b
+        const sel = currentSelection();
+        if (sel && m) {
+          e.preventDefault();
+          openAdd(Object.assign(sel, { label: m.dataset.label,
+            original: { start: +m.dataset.start, end: +m.dataset.end, label: m.dataset.label } }), "bounds");
+        } else status("select the entity's right words first", true);
+        break;
+      }
       case "e": {
         const sel = currentSelection();
         if (sel) { e.preventDefault(); openAdd(sel, "add"); } else status("select some text first", true);
