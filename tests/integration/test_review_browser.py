@@ -137,6 +137,7 @@ def test_review_by_keyboard_in_chromium(services, unique_name, tmp_path, chromiu
             assert t1[added["entity"]["start"]:added["entity"]["end"]] == MADE_UP
             assert env.db[s.lexicon_edits_collection].count_documents({"status": "pending"}) == 1
 
+            expect(page.locator("#add-panel")).to_be_hidden()
             page.keyboard.press("n")  # the next entry of the queue
             expect(page).to_have_url(f"{base}/entry/doc/{'2' * 32}?queue=low")
             # new boundaries: the current entity is "type 2 diabetes"; select "diabetes" and press b
@@ -159,6 +160,7 @@ def test_review_by_keyboard_in_chromium(services, unique_name, tmp_path, chromiu
             bounds = env.db[s.reviews_collection].find_one({"decision": "bounds"})
             assert t2[bounds["entity"]["start"]:bounds["entity"]["end"]] == "diabetes"
             assert bounds["entity"]["original"]["start"] == t2.index("type 2 diabetes")
+            expect(page.locator("#add-panel")).to_be_hidden()
             page.keyboard.press("u")  # keep one pending row for the publish below
             expect(page.locator("#status")).to_have_text("undid bounds")
 

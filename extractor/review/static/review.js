@@ -126,13 +126,18 @@
       canonical: $("#add-canonical").value, code: $("#add-code").value, code_system: $("#add-system").value,
       original: selection.original || null };
     const res = await decide(selection.mode, ent);
-    if (res) { panel.hidden = true; selection = null; }
+    if (res) closeAdd();
+  }
+  function closeAdd() {  // back to the keyboard: focus leaves the panel's fields for the current entity
+    panel.hidden = true; selection = null;
+    if (document.activeElement) document.activeElement.blur();
+    if (cur >= 0) select(cur);
   }
   $("#add-save").addEventListener("click", saveAdd);
-  $("#add-cancel").addEventListener("click", () => { panel.hidden = true; selection = null; });
+  $("#add-cancel").addEventListener("click", closeAdd);
   panel.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && e.target.tagName !== "BUTTON") { e.preventDefault(); saveAdd(); }
-    if (e.key === "Escape") { panel.hidden = true; selection = null; }
+    if (e.key === "Escape") closeAdd();
   });
 
   document.addEventListener("keydown", async (e) => {
