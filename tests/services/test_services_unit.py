@@ -76,10 +76,10 @@ def test_extractor_settings_read_the_local_uri_file(tmp_path: Path, monkeypatch)
     for k in ("EXTRACTOR_MONGO_URI", "EXTRACTOR_MONGO_URI_FILE"):
         monkeypatch.delenv(k, raising=False)
     f = tmp_path / "mongo.uri"
-    f.write_text("mongodb://u:secret@127.0.0.1:27017/\n")
+    f.write_text("mongodb://u:pw-Qx7zKv@127.0.0.1:27017/\n")  # a password no setting name or path contains
     s = load_settings(mongo_uri_file=f)
-    assert s.mongo_uri.get_secret_value() == "mongodb://u:secret@127.0.0.1:27017/"
-    assert "secret" not in str(s.redacted()) and "secret" not in repr(s)
+    assert s.mongo_uri.get_secret_value() == "mongodb://u:pw-Qx7zKv@127.0.0.1:27017/"
+    assert "Qx7zKv" not in str(s.redacted()) and "Qx7zKv" not in repr(s)
     assert load_settings(mongo_uri_file=f, mongo_uri="mongodb://other:1").mongo_uri.get_secret_value() == (
         "mongodb://other:1")
     with pytest.raises(ValueError, match="does not exist"):
