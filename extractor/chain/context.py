@@ -76,8 +76,10 @@ DIRECTIONS = ("forward", "backward", "both", "none")
 # what a section may set: the trigger categories in lower case
 SECTION_SETS = tuple(c.lower() for c in MODIFIERS)
 
+# a one-word backward trigger right after a comma or a dash: a status label of the item before it ("AKI, resolved")
+_POSTFIX_LABEL = re.compile(r"[,\-\u2013\u2014]\s*$")
 FORWARD_WORDS = 8
-BACKWARD_WORDS = 5
+BACKWARD_WORDS = 6
 _SENTENCE_END = re.compile(r"[.;!]\s|[.;!]$|\n")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -300,13 +302,13 @@ class ContextAnnotator:
         if headers:  # a section header's own words are never an entity (headers are sorted and disjoint)
             ends = [he for _, he in headers]
             entities = [e for e in entities if not _overlaps_sorted(headers, ends, e.start, e.end)]
-        covers = self._covers(text, toks, hits) if hits else {}
+        covers, carry = self._covers(text, toks, hits) if hits else ({}, {})
         sec_starts = [s for s, _, _ in sections]
         out: list[Entity] = []
         back: list[set[str]] = []  # per entity of out: the list categories a backward scope gave it
         for ent in sorted(entities, key=lambda e: (e.start, e.end)):
             flags = {c for c, (fwd, bwd) in covers.items() if ent.start in fwd or ent.end in bwd}
-            back.append({c for c in LIST_CATEGORIES if c in covers and ent.end in covers[c][1]})
+            back.append({c for c in LIST_CATEGORIES if c in carry and ent.end in carry[c]})
             i = bisect_right(sec_starts, ent.start) - 1
             section = None
             if i >= 0 and ent.start < sections[i][1]:
@@ -352,8 +354,12 @@ class ContextAnnotator:
     @staticmethod
     def _covers(
         text: str, toks: list[tuple[str, int, int]], hits: list[_Hit]
-    ) -> dict[str, tuple[_Cover, _Cover]]:
-        """Per category: positions where an entity may start (forward scopes) / end (backward scopes)."""
+    ) -> tuple[dict[str, tuple[_Cover, _Cover]], dict[str, _Cover]]:
+        """Per category: positions where an entity may start (forward scopes) / end (backward scopes); and the
+        backward scopes a list carries on to its first item. A one-word backward trigger written as a label after a
+        comma or a dash ("CAP, AKI, resolved"; "AKI - resolved") is about the item before it only, as in a problem
+        list item (back to the comma before it); a clause ("A, B and C were not observed", "A, B and C, which were
+        excluded") covers the list."""
         word_starts = [s for w, s, _ in toks if w[0].isalnum() or w[0] == "_"]
         word_ends = [e for w, _, e in toks if w[0].isalnum() or w[0] == "_"]
         stops = sorted(
@@ -362,6 +368,7 @@ class ContextAnnotator:
         )
         fwd: dict[str, list[tuple[int, int]]] = {}
         bwd: dict[str, list[tuple[int, int]]] = {}
+        carried: dict[str, list[tuple[int, int]]] = {}
         for h in hits:
             t = h.trigger
             if t.category in ("PSEUDO", "TERMINATE"):
@@ -377,12 +384,21 @@ class ContextAnnotator:
             if t.direction in ("backward", "both"):
                 m = bisect_right(word_ends, h.start)  # words 0..m-1 end before the trigger
                 n = t.max_words or BACKWARD_WORDS
-                lower = word_ends[m - n - 1] if m - n - 1 >= 0 else 0
+                lower = word_ends[m - n - 1] + 1 if m - n - 1 >= 0 else 0  # after the last word out of reach
                 j = bisect_left(stops, h.start) - 1
                 if j >= 0:
                     lower = max(lower, stops[j] + 1)
+                label = _POSTFIX_LABEL.search(text, max(0, h.start - 4), h.start)
+                if label is not None and " " not in t.phrase.strip():
+                    # a status label: its scope is the list item right before it, back to the previous comma
+                    prev = max(text.rfind(",", 0, label.start()), text.rfind(";", 0, label.start()))
+                    lower = max(lower, prev + 1)
+                    bwd.setdefault(t.category, []).append((lower, h.start))
+                    continue
                 bwd.setdefault(t.category, []).append((lower, h.start))
-        return {c: (_Cover(fwd.get(c, [])), _Cover(bwd.get(c, []))) for c in set(fwd) | set(bwd)}
+                carried.setdefault(t.category, []).append((lower, h.start))
+        return ({c: (_Cover(fwd.get(c, [])), _Cover(bwd.get(c, []))) for c in set(fwd) | set(bwd)},
+                {c: _Cover(v) for c, v in carried.items()})
 
 
 __all__ = ["ContextAnnotator", "ContextError", "Section", "Trigger", "load_sections", "load_triggers"]

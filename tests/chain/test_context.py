@@ -292,6 +292,12 @@ def test_header_words_are_not_entities(ctx: ContextAnnotator) -> None:
         # a "no" in the gap starts its own scope: it is not carried back to the item before it
         ("Fever, no chills.", ["chills"], ["Fever"]),
         ("Cough and fever, no rash were seen.", ["rash"], ["Cough", "fever"]),
+        # a one-word status after a comma or a dash labels the item before it only (a problem list)
+        ("Discharge diagnosis: community acquired pneumonia, acute kidney injury, resolved.",
+         ["acute kidney injury"], ["community acquired pneumonia"]),
+        ("Hypertension, AKI - resolved.", ["AKI"], ["Hypertension"]),
+        # ... a clause after the comma still covers the list
+        ("Fever, cough and rash, which were excluded.", ["Fever", "cough", "rash"], []),
     ],
 )
 def test_negation_carries_along_a_list(ctx: ContextAnnotator, text: str, negated: list, plain: list) -> None:

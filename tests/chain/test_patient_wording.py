@@ -32,6 +32,7 @@ def wording() -> PatientWording:
     [
         # a part and a complaint, in each of the four places
         ("my knees ache", "knees ache", "knee pain"),
+        ("my chest feels tight", "chest feels tight", "chest tightness"),
         ("My stomach is killing me", "stomach is killing me", "abdominal pain"),
         ("my ankles are so swollen", "ankles are so swollen", "ankle swelling"),
         ("I had stomach cramps", "stomach cramps", "abdominal cramps"),
