@@ -165,3 +165,32 @@ def test_queues_filter_and_page_by_cursor_on_ferretdb(services, unique_name, tmp
             break
         cursor = pg.next_cursor
     assert walked == ["00aa", "02aa", "04aa", "06aa", "P-cu", "P-cu"]
+
+
+def test_publishing_a_change_that_lowers_a_corpus_needs_a_confirmation(services, unique_name, tmp_path):
+    env = console_env(services, unique_name, tmp_path)
+    s = env.settings
+    text = "Known asthma; takes albuterol."
+    start = text.index("asthma")
+    env.db[s.mongo_collection].insert_one({
+        "_id": "ab" * 16, "entry_id": "ab" * 16, "text": text, "status": "resolved", "lexicon_version": "v1",
+        "illnesses": [{"start": start, "end": start + 6, "label": "ILLNESS", "method": "lexicon", "confidence": 0.9}],
+        "medicines": []})
+    app = create_app(s, env.db, mirror=False, eval_data=None, eval_extra=(env.eval_file,))
+    with TestClient(app) as client:
+        token = _sign_in(client, app.state.console)
+        r = client.post("/api/decision", headers={"X-CSRF-Token": token},
+                        json={"source": "doc", "id": "ab" * 16, "action": "not_entity", "kind": "generic",
+                              "entity": {"start": start, "end": start + 6, "label": "ILLNESS"}})
+        assert r.status_code == 200, r.text
+        app.state.console.evaluate("ann")
+        assert "eval" in app.state.console.evaluation["lowered"]  # its gold has asthma: recall drops
+        assert 'id="lowered"' in client.get("/edits").text
+        r = client.post("/edits/publish", data={"csrf": token}, headers={"accept": "application/json"})
+        assert r.status_code == 409 and "lowers eval" in r.json()["error"]
+        assert not (s.lexicon_dir / "reviewed_edits.tsv").read_text().count("asthma")
+        r = client.post("/edits/publish", data={"csrf": token, "confirm_lower": "yes"}, follow_redirects=False)
+        assert r.status_code == 303
+        assert "asthma\tILLNESS\tgeneric" in (s.lexicon_dir / "reviewed_edits.tsv").read_text()
+    audit = env.db[s.review_audit_collection].find_one({"action": "publish"})
+    assert audit["confirmed_lower"] == "eval"
