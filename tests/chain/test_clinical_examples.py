@@ -98,6 +98,9 @@ CASES = [
     # discharge-summary shorthand; a course word ("progressive") is not part of the illness a rule captured
     ("67M with HFrEF presents with progressive DOE.", {"HFrEF": ("ILLNESS", set()), "DOE": ("ILLNESS", set())}, ["progressive DOE"], ("*", None)),
     ("Admitted with NSTEMI; hx of PUD and UGIB.", {"NSTEMI": ("ILLNESS", set()), "UGIB": ("ILLNESS", {"historical"})}, [], ("*", None)),
+    # a current medicine after a comma ends a history scope; a one-word status labels only the item before it
+    ("Hx of T2DM, on insulin glargine 20 units at bedtime.", {"T2DM": ("ILLNESS", {"historical"}), "insulin glargine": ("MEDICINE", set())}, [], ("*", "*")),
+    ("Discharge diagnosis: community acquired pneumonia, acute kidney injury, resolved.", {"community acquired pneumonia": ("ILLNESS", set()), "acute kidney injury": ("ILLNESS", {"negated"})}, [], ("*", None)),
     ("Found to have PNA, started on ceftriaxone.", {"PNA": ("ILLNESS", set()), "ceftriaxone": ("MEDICINE", set())}, [], ("pneumonia", "*")),
     # a patient's own words (lexicons/patient_wording.tsv, lay medicine names in curated_terms.tsv)
     ("my bp meds make me dizzy and I can't sleep", {"bp meds": ("MEDICINE", set()), "dizzy": ("ILLNESS", set()), "can't sleep": ("ILLNESS", set())}, [], ("*", "antihypertensive agents")),
