@@ -104,6 +104,12 @@ _TEST_LIST_GAP = re.compile(
 )
 
 
+def _abbreviation_like(surface: str) -> bool:
+    """A short form (T4, TSH, HbA1c, K+), whose linked name tells what it measures; not a word-like name."""
+    s = surface.strip()
+    return len(s) <= 5 or any(c.isdigit() for c in s) or s.isupper()
+
+
 def _words(surface: str) -> list[str]:
     """The words of a name, split at spaces, hyphens and slashes ("angiotensin-converting enzyme inhibitor")."""
     return re.split(r"[\s/-]+", normalise(surface))
@@ -201,9 +207,11 @@ class LabTests:
         return False, self._test_cue(before, after, e, text[max(0, e.start - 3 * WINDOW) : e.start])
 
     def _test_cue(self, before: str, after: str, e: Entity, long_before: str = "") -> str | None:
-        name = self.names.get(normalise(e.surface)) or (
-            self.names.get(normalise(e.canonical)) if e.canonical else None
-        )
+        name = self.names.get(normalise(e.surface))
+        if name is None and e.canonical and _abbreviation_like(e.surface):
+            # "T4" is the analyte thyroxine; a brand or a full name linked to one ("Synthroid" -> Thyroxine,
+            # levothyroxine) is the medicine
+            name = self.names.get(normalise(e.canonical))
         if _VALUE_AFTER.match(after):
             return "value"
         for kind in ("test_before", "test_after"):

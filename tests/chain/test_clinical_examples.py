@@ -104,6 +104,10 @@ CASES = [
     ("Found to have PNA, started on ceftriaxone.", {"PNA": ("ILLNESS", set()), "ceftriaxone": ("MEDICINE", set())}, [], ("pneumonia", "*")),
     # a patient's own words (lexicons/patient_wording.tsv, lay medicine names in curated_terms.tsv)
     ("my bp meds make me dizzy and I can't sleep", {"bp meds": ("MEDICINE", set()), "dizzy": ("ILLNESS", set()), "can't sleep": ("ILLNESS", set())}, [], ("*", "antihypertensive agents")),
+    # a brand linked to an analyte's name is the medicine ("Synthroid" -> Thyroxine; "T4" stays a test); what
+    # persists or is taken is not negated: "no side effects from", "no relief from"
+    ("I've had no side effects from Synthroid so far.", {"Synthroid": ("MEDICINE", set())}, [], (None, "*")),
+    ("Arthrotec caused bloating. No relief from arthritis pain.", {"Arthrotec": ("MEDICINE", set()), "arthritis": ("ILLNESS", set())}, [], ("*", "*")),
     ("Lipitor gave me pain in my legs, so I stopped it. No more leg cramps.", {"Lipitor": ("MEDICINE", set()), "pain in my legs": ("ILLNESS", set()), "leg cramps": ("ILLNESS", {"negated"})}, ["pain"], ("leg pain", "*")),
     ("She was started on IV vancomycin for presumed sepsis.", {"vancomycin": ("MEDICINE", set()), "sepsis": ("ILLNESS", {"uncertain"})}, ["IV vancomycin"], ("*", "*")),
 ]
