@@ -101,6 +101,9 @@ CASES = [
     # a current medicine after a comma ends a history scope; a one-word status labels only the item before it
     ("Hx of T2DM, on insulin glargine 20 units at bedtime.", {"T2DM": ("ILLNESS", {"historical"}), "insulin glargine": ("MEDICINE", set())}, [], ("*", "*")),
     ("Discharge diagnosis: community acquired pneumonia, acute kidney injury, resolved.", {"community acquired pneumonia": ("ILLNESS", set()), "acute kidney injury": ("ILLNESS", {"negated"})}, [], ("*", None)),
+    # note shorthand: "PMH of" is history, "CTAB" is the lung exam, "short of breath" a complaint
+    ("45M with PMH of cirrhosis c/b ascites presents with hematemesis. Lungs CTAB.", {"cirrhosis": ("ILLNESS", {"historical"}), "hematemesis": ("ILLNESS", set())}, ["CTAB"], ("*", None)),
+    ("Feeling better, no longer short of breath.", {"short of breath": ("ILLNESS", {"negated"})}, [], (None, None)),
     ("Found to have PNA, started on ceftriaxone.", {"PNA": ("ILLNESS", set()), "ceftriaxone": ("MEDICINE", set())}, [], ("pneumonia", "*")),
     # a patient's own words (lexicons/patient_wording.tsv, lay medicine names in curated_terms.tsv)
     ("my bp meds make me dizzy and I can't sleep", {"bp meds": ("MEDICINE", set()), "dizzy": ("ILLNESS", set()), "can't sleep": ("ILLNESS", set())}, [], ("*", "antihypertensive agents")),
