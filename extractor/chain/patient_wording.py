@@ -53,6 +53,12 @@ _FIRST_PERSON = re.compile(_apostrophes(
     r"(?<![\w-])(?:I(?:'m|'ve|'d|'ll| am| was| have| had| feel| felt| get| got| can)?|[Mm]y|MY|[Mm]e|[Mm]yself"
     r"|im|ive)(?![\w-])"
 ))
+# a patient's post often drops the "I": "Been on Zoloft for 3 months, still can't sleep", "Took Crestor for a year.
+# Could barely walk." A sentence that starts with such a verb reads as first person too.
+_ELIDED_I = re.compile(_apostrophes(
+    r"(?:^|[.!?]\s+|\n\s*)(?:Been|Took|Taking(?!\s+into\b)|Started|Stopped|Quit|Feeling|Felt|Got|Getting|Woke|Went|Tried|"
+    r"Can't|Cant|Couldn't|Could\s+(?:barely|hardly|not)|Have\s+been|Had\s+to)\s+\w"
+))
 _NOT_PERSON = re.compile(r"(?i:type|grade|stage|class|phase|degree|part|category|level)\s+I\b")
 _ADV = (r"(?:so|really|very|extremely|super|quite|too|a\s+bit|a\s+little|kind\s+of|kinda|pretty|all|always|still|"
         r"constantly|often|sometimes|also|even|just|now|more|most|badly|terribly|horribly|incredibly)")
@@ -175,7 +181,7 @@ class PatientWording:
             if m.group(0) == "I" and _NOT_PERSON.search(text, max(0, m.start() - 12), m.end()):
                 continue
             return True
-        return False
+        return _ELIDED_I.search(text) is not None
 
     def spans(self, text: str) -> list[tuple[int, int, str, WordingRow]]:
         """(start, end, canonical, row) of each phrase, longest first, not overlapping one another."""

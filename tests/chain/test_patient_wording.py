@@ -131,3 +131,17 @@ def test_the_shipped_file_loads_and_every_kind_is_used() -> None:
 )
 def test_two_complaints_of_one_part(wording: PatientWording, text: str, expected: list[tuple[str, str]]) -> None:
     assert [(e.surface, e.canonical) for e in wording.add(text, [])] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("Been on Zoloft for 3 months, still can't sleep.", True),
+        ("Took Crestor for 6 months. Could barely walk up stairs.", True),
+        ("Arthrotec caused stomach cramps. Stopped it after a week.", True),
+        ("Taking into account the results, the drug is safe.", False),  # an abstract's phrase
+        ("Patients with type I diabetes were enrolled.", False),
+    ],
+)
+def test_a_post_that_drops_the_i_is_first_person(text: str, first: bool) -> None:
+    assert PatientWording.first_person(text) is first
