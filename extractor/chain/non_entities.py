@@ -62,15 +62,7 @@ class NonEntities:
                 if len(fields) != 4:
                     raise NonEntityError(f"{where}: expected 3 or 4 tab-separated fields, got {len(fields)}")
                 term, label, kind, _ = fields
-                key = (label, normalise(term))
-                if not key[1]:
-                    raise NonEntityError(f"{where}: empty term")
-                if label not in LABELS:
-                    raise NonEntityError(f"{where}: label must be ILLNESS or MEDICINE, got {label!r}")
-                if kind not in KINDS:
-                    raise NonEntityError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-                if kind == "substance" and label != "MEDICINE":
-                    raise NonEntityError(f"{where}: kind substance takes label MEDICINE")
+                key = _checked_key(where, term, label, kind)
                 if key in kinds:
                     raise NonEntityError(f"{where}: duplicate term {term!r} (first on line {lines[key]})")
                 kinds[key] = kind
@@ -104,6 +96,20 @@ class NonEntities:
         return {t for (lab, t), kind in self.kinds.items() if lab == label and kind not in exclude_kinds}
 
 
+def _checked_key(where: str, term: str, label: str, kind: str) -> tuple[str, str]:
+    """(label, normalised term) of one non-entity row; a bad row raises NonEntityError naming ``where``."""
+    key = (label, normalise(term))
+    if not key[1]:
+        raise NonEntityError(f"{where}: empty term")
+    if label not in LABELS:
+        raise NonEntityError(f"{where}: label must be ILLNESS or MEDICINE, got {label!r}")
+    if kind not in KINDS:
+        raise NonEntityError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "substance" and label != "MEDICINE":
+        raise NonEntityError(f"{where}: kind substance takes label MEDICINE")
+    return key
+
+
 def load_reviewed(path: Path) -> dict[tuple[str, str], str]:
     """(label, normalised term) -> kind of the non-entity rows of ``reviewed_edits.tsv`` (rows of kind ``term``
     are lexicon terms). The file is validated by the lexicon loader (extractor/chain/lexicon.py)."""
@@ -115,17 +121,7 @@ def load_reviewed(path: Path) -> dict[tuple[str, str], str]:
             kind, label = r["kind"], r["label"]
             if kind == "term":
                 continue
-            where = f"{path.name}:{lineno}"
-            if label not in LABELS:
-                raise NonEntityError(f"{where}: label must be ILLNESS or MEDICINE, got {label!r}")
-            if kind not in KINDS:
-                raise NonEntityError(f"{where}: kind must be term or one of {', '.join(KINDS)}, got {kind!r}")
-            if kind == "substance" and label != "MEDICINE":
-                raise NonEntityError(f"{where}: kind substance takes label MEDICINE")
-            key = (label, normalise(r["term"]))
-            if not key[1]:
-                raise NonEntityError(f"{where}: empty term")
-            out[key] = kind
+            out[_checked_key(f"{path.name}:{lineno}", r["term"], label, kind)] = kind
     except LexiconError as exc:
         raise NonEntityError(str(exc)) from exc
     return out

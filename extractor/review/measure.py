@@ -78,8 +78,9 @@ def measure(settings: Settings, staged_lexicon_dir: Path, *, data_dir: Path | No
     ner = next((s for s in before_chain.stages if s.method == "ner"), None)
     after_chain = Chain.from_settings(settings.model_copy(update={"lexicon_dir": staged_lexicon_dir}),
                                       nlp=getattr(ner, "nlp", None))
-    before = run_suite(before_chain, sets)
-    after = run_suite(after_chain, sets)
+    before_seen, after_seen = _Recording(before_chain), _Recording(after_chain)
+    before = run_suite(before_seen, sets)
+    after = run_suite(after_seen, sets)
     for name, ds in sets:
         row: dict[str, Any] = {"corpus": name, "n": len(ds.examples)}
         for key, label in METRICS:
@@ -88,16 +89,31 @@ def measure(settings: Settings, staged_lexicon_dir: Path, *, data_dir: Path | No
         res.rows.append(row)
         if any(row[label][2] is not None and row[label][2] < -1e-9 for _, label in METRICS[:2]):
             res.lowered.append(name)
-        texts = [ex.text for ex in ds.examples]
-        ra, rb = before_chain.extract_many(texts), after_chain.extract_many(texts)
-        for ex, x, y in zip(ds.examples, ra, rb, strict=True):
-            ex_a = sorted((e.label, e.surface) for e in (*x.illnesses, *x.medicines))
-            ex_b = sorted((e.label, e.surface) for e in (*y.illnesses, *y.medicines))
+        for ex in ds.examples:  # what each chain found, as the suite's runs recorded it (not extracted again)
+            ex_a, ex_b = before_seen.found[ex.text], after_seen.found[ex.text]
             if ex_a != ex_b and len(res.changed) < 200:
                 res.changed.append({"corpus": name, "entry_id": ex.entry_id,
                                     "removed": [list(x) for x in sorted(set(ex_a) - set(ex_b))],
                                     "added": [list(x) for x in sorted(set(ex_b) - set(ex_a))]})
     return res
+
+
+class _Recording:
+    """A chain that remembers what it found per text (label, surface), so the entries whose result changes come
+    from the suite's own runs."""
+
+    def __init__(self, chain: Any) -> None:
+        self.chain = chain
+        self.found: dict[str, list[tuple[str, str]]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.chain, name)
+
+    def extract_many(self, texts: Sequence[str]) -> list[Any]:
+        results = self.chain.extract_many(texts)
+        for text, r in zip(texts, results, strict=True):
+            self.found[text] = sorted((e.label, e.surface) for e in (*r.illnesses, *r.medicines))
+        return results
 
 
 def staged(lexicon_dir: Path, content: str) -> tempfile.TemporaryDirectory[str]:
