@@ -27,6 +27,10 @@ def _lex(surface: str = "asthma") -> Entity:
         "On admission, she was febrile and hypotensive.",
         "The patient underwent resection of the mass.",
         "He was treated with intravenous ceftriaxone. His fever resolved.",
+        # what an image or a specimen showed, a figure cited, the age at an event, a reference range
+        "Staging CT imaging showed a 12 cm pelvic mass (Figure 2).",
+        "At the age of 4 days, muscle biopsy revealed decreased cytochrome c oxidase staining.",
+        "Troponin was 0.07 (normal: <0.014). Chest X-ray revealed cardiomegaly.",
     ],
 )
 def test_narrative_reports_are_recognised(text: str) -> None:
@@ -44,6 +48,8 @@ def test_narrative_reports_are_recognised(text: str) -> None:
         # one cue is too little: abstracts mention a case or "her" in passing
         "A 45-year-old woman developed hepatitis after isoniazid.",
         "Her-2 positive tumours responded to trastuzumab.",
+        "MRI showed lesions in all 12 patients.",  # one cue; a study's imaging, not one patient's
+        "Mutations were found in all tumors, and lesions were observed in 5 of 8 cases.",
     ],
 )
 def test_other_text_is_not_narrative(text: str) -> None:
