@@ -324,6 +324,11 @@ class Chain:
         or a patient's own words (first person)."""
         return segments.narrative or PatientWording.first_person(text)
 
+    def _known_term(self, term: str) -> bool:
+        """Is ``term`` an illness or medicine row of the lexicon (exactly, case rules applied)?"""
+        lexicon = getattr(self.linker, "lexicon", None)
+        return lexicon is not None and lexicon.lookup(term) is not None
+
     def _lookup_illness(self, name: str) -> tuple[str, str, str] | None:
         """(canonical, code, code_system) of the illness row named ``name`` exactly, or None."""
         lexicon = getattr(self.linker, "lexicon", None)
@@ -365,7 +370,7 @@ class Chain:
             ents = self.patient_wording.add(prep.text, ents, self._lookup_illness)
             if self.calibrator is not None:
                 ents = [e if id(e) in before else self.calibrator.calibrate(e) for e in ents]
-        ents = add_defined_abbreviations(prep.text, ents)
+        ents = add_defined_abbreviations(prep.text, ents, self._known_term)
         if self.context is not None:
             ents = self.context.annotate(prep.text, ents)
         ents = add_medicine_attributes(prep.text, ents)

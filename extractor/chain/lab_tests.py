@@ -25,6 +25,9 @@
 The cues are editable rows of ``lexicons/lab_context.tsv``; the value and dose syntax is here. Each decision is
 explained in the entity's ``details["test"]`` (the cue that decided).
 
+An illness word right before a ``measure_after`` row names a measure or a test, not the illness ("Glasgow Coma
+Scale", "tumor markers", "Hamilton Depression Rating Scale"): it goes to ``substances`` too.
+
 A medicine *class* or therapy ("chemotherapy", "beta-blockers", "antibiotics"; ``class`` rows) is a medicine
 when the text says it is given: a treatment cue in the words before it in its sentence ("received adjuvant
 chemotherapy", "started on a beta-blocker", "treated with antibiotics") or right after it ("antibiotic therapy
@@ -53,7 +56,8 @@ from extractor.chain.tsv import tsv_rows
 LAB_CONTEXT_FILE = "lab_context.tsv"
 LAB_TESTS_FILE = "lab_tests.tsv"
 COLUMNS = ("phrase", "kind", "note")
-CUE_KINDS = ("test_before", "test_after", "treatment_before", "treatment_after", "weak_treatment_before")
+CUE_KINDS = ("test_before", "test_after", "treatment_before", "treatment_after", "weak_treatment_before",
+             "measure_after")
 NAME_KINDS = ("analyte", "dual_use", "class")
 HEAD_KIND = "marker_head"  # the last word of a name that makes it a marker: "antibodies", "antigen", "receptor"
 CLASS_HEAD_KIND = "class_head"  # the last word of a drug class's name: "inhibitors", "blockers", "antagonist"
@@ -255,7 +259,13 @@ class LabTests:
         report = narrative(text) if report is None else report
         meds: list[Entity] = []
         for e in entities:
-            if e.label == MEDICINE and self.names.get(normalise(e.surface)) == "class":
+            if e.label != MEDICINE:
+                measure = self._touches("measure_after", "", text[e.end : e.end + WINDOW])
+                if measure:  # "Glasgow Coma Scale", "tumor markers": an illness word naming a measure or test
+                    tests.append(e.with_(details=dict(e.details, test=f"part of a measure's name: {measure}")))
+                else:
+                    kept.append(e)
+            elif self.names.get(normalise(e.surface)) == "class":
                 if report or self.given(text, e):
                     kept.append(e)
             elif e.label == MEDICINE:

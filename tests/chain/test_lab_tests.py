@@ -144,6 +144,24 @@ def test_illnesses_are_never_tests(lab: LabTests) -> None:
     assert lab.split(text, [e]) == ([e], [])
 
 
+@pytest.mark.parametrize(
+    ("text", "surface", "measure"),
+    [
+        ("Her Glasgow Coma Scale was 14.", "Coma", "scale"),
+        ("Serum tumor markers were normal.", "tumor", "markers"),
+        ("Hamilton Depression Rating Scale scores fell.", "Depression", "rating scale"),
+        ("Beck Depression Inventory score 12.", "Depression", "inventory"),
+    ],
+)
+def test_an_illness_word_naming_a_measure_is_a_test(lab: LabTests, text: str, surface: str, measure: str) -> None:
+    i = text.index(surface)
+    e = Entity(surface, i, i + len(surface), "ILLNESS", "lexicon", "t", 0.8)
+    kept, tests = lab.split(text, [e])
+    assert kept == [] and [t.details["test"] for t in tests] == [f"part of a measure's name: {measure}"]
+    other = Entity("coma", 5, 9, "ILLNESS", "lexicon", "t", 0.8)
+    assert lab.split("Deep coma followed.", [other])[0] == [other]
+
+
 def test_lab_context_errors_name_file_and_line(tmp_path: Path) -> None:
     p = tmp_path / "lab_context.tsv"
     p.write_text("phrase\tkind\tnote\nserum\ttest_before\nserum\tsideways\n", encoding="utf-8")
