@@ -135,6 +135,7 @@ class Builder:
         self.gold_lower: set[str] = set()  # short terms attested in lower case in TRAIN gold
         self.stats: Counter = Counter()
         self.hpo_kinds: tuple[str, ...] = ("layperson",)
+        self.hpo_clinical_kinds: tuple[str, ...] = ("name", "exact")
         self.clinical_keys: dict[tuple[str, str], str] = {}  # (key, label) of CLINICAL_SOURCES rows -> stop term
 
     # ------------------------------------------------------------------ candidates
@@ -322,6 +323,28 @@ class Builder:
                 continue
             self.add(ILL, term, r["canonical"], r["code"], "HPO", "HPO", f"hpo_{kind}", PRIORITY[("hpo", kind)])
 
+    def hpo_clinical(self) -> None:
+        """HPO names and exact synonyms that no other source holds, as clinical-only rows (term types in
+        extractor/chain/lexicon.py CLINICAL_TERM_TYPES: they match only in a narrative report or a patient's own
+        words). A clinician's words for a sign ("chest tightness", "crepitations", "third heart sound") that
+        abstracts and criteria rarely label; imported everywhere they cost the PubMed corpora. Short forms
+        ("CP", "PDA", "SVT") are left out: in a note they are usually something else. Call after every other
+        source."""
+        taken = set(self.cands)
+        for r in read_source(self.lex / "hpo_phenotypes.tsv"):
+            kind = r["synonym_type"]
+            if kind not in self.hpo_clinical_kinds:
+                continue
+            term = " ".join(r["term"].split())
+            key = norm_key(term)
+            if key in taken:
+                continue
+            if len(key) <= 5 or (term.upper() == term and " " not in term):
+                self.stats["skip:hpo_clinical:short"] += 1
+                continue
+            self.add(ILL, term, r["canonical"], r["code"], "HPO", "HPO", f"hpo_{kind}_clinical",
+                     PRIORITY[("hpo", kind)])
+
     def chia_mentions(self) -> None:
         """Chia TRAIN gold mentions (Condition -> ILLNESS, Drug -> MEDICINE), except what
         lexicons/non_entities.tsv says the service does not report. No codes: linking comes from other rows
@@ -507,6 +530,12 @@ def main(argv: list[str] | None = None) -> int:
         help="HPO synonym types to import, comma-separated from name,exact,layperson (default layperson: names "
         "and exact synonyms cost the PubMed corpora more than they gave Chia)",
     )
+    ap.add_argument(
+        "--hpo-clinical-kinds",
+        default="name,exact",
+        help="HPO synonym types imported as clinical-only rows where no other source has the term (matched only "
+        "in narrative reports and patients' own words); empty: none",
+    )
     ap.add_argument("--no-chia", action="store_true", help="leave out the Chia TRAIN mentions")
     ap.add_argument("--no-stop-mining", action="store_true", help="do not (re)write stopterms_generated.tsv")
     ap.add_argument("--min-matches", type=int, default=2, help="stop-term mining: minimum TRAIN matches")
@@ -533,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
         b.hpo()
     b.drugs()
     b.unii_names()
+    if not args.no_hpo:
+        b.hpo_clinical_kinds = tuple(k.strip() for k in args.hpo_clinical_kinds.split(",") if k.strip())
+        b.hpo_clinical()
     b.write_terms(b.resolve())
     if not args.no_stop_mining:
         b.mine_stops(args.min_matches, args.max_precision)

@@ -45,6 +45,10 @@ STOPTERMS = "stopterms.tsv"
 # patient's own words; the chain decides, extractor/chain/engine.py), a sign or symptom that abstracts and
 # criteria leave unlabelled
 STOP_SCOPES = ("all", "fuzzy", "abstracts")
+# generated rows of these term types match only in clinical text, as scope-"abstracts" stop-terms do: the Human
+# Phenotype Ontology's names and exact synonyms that no other source holds ("chest tightness", "crepitations",
+# "third heart sound"), a clinician's words for a patient's signs that abstracts and criteria use otherwise or not
+CLINICAL_TERM_TYPES = frozenset({"hpo_name_clinical", "hpo_exact_clinical"})
 STOPTERMS_GENERATED = "stopterms_generated.tsv"
 # decisions of the review console (python -m extractor review): terms reviewers added (kind "term", matched like
 # curated terms) and what they marked as not an illness / medicine (the kinds of non_entities.tsv), each row with
@@ -333,13 +337,17 @@ class Lexicon:
             if override or key not in target:
                 target[key] = idx
 
+        clinical_rows: set[str] = set()  # sources of rows of CLINICAL_TERM_TYPES
         for name, label in GENERATED_FILES.items():
             for lineno, r in read_tsv(d / name, HEADERS[name], OPTIONAL_COLUMNS.get(name, ())):
                 _check_row(name, lineno, r["term"], r["code_system"])
                 add(_term_row(r, label, name, lineno, "exact"), override=False)
+                if r.get("term_type") in CLINICAL_TERM_TYPES:
+                    clinical_rows.add(f"{name}:{lineno}")
         stops_gen = cls._read_stops(d / STOPTERMS_GENERATED) if (d / STOPTERMS_GENERATED).is_file() else []
         _apply_stops(stops_gen, rows, ci, cs)
-        clinical_gen = _clinical_only(stops_gen, rows, ci, cs)  # before curated rows override their keys
+        # before curated rows override their keys
+        clinical_gen = _clinical_only(stops_gen, rows, ci, cs) | clinical_rows
         if (d / CURATED_TERMS).is_file():
             for lineno, r in read_tsv(d / CURATED_TERMS, HEADERS[CURATED_TERMS]):
                 _check_row(CURATED_TERMS, lineno, r["term"], r["code_system"])
