@@ -79,7 +79,7 @@ CONFIDENCE = {"exact": 0.9, "curated": 0.95, "abbreviation": 0.8, "misspelling":
 FUZZY_CONF_RANGE = (0.3, 0.6)  # fuzzy precision measured ~0.35 on bc5cdr_dev
 FUZZY_MIN_LEN = 5
 STAGE_FUZZY_MIN_TERM_LEN = 6
-CACHE_FORMAT = 7  # bump when the pickled structure changes
+CACHE_FORMAT = 8  # bump when the pickled structure changes
 
 # Words: runs of letters/digits; every other non-space character is its own token. Hyphens are not tokens:
 # "Famotidine-associated" -> "Famotidine", "associated"; "alpha-methyldopa" == "alpha methyldopa".
@@ -101,6 +101,34 @@ def tokenize(text: str) -> list[tuple[int, int, str]]:
 def norm_key(term: str) -> str:
     """The case-insensitive lookup key of a term: lower-cased tokens joined by one space."""
     return " ".join(t for _, _, t in tokenize(term.lower()))
+
+
+_VOWELS = frozenset("aeiou")
+
+
+def number_variant(key: str) -> str | None:
+    """The other grammatical number of an illness term's last word ("palpitations" <-> "palpitation",
+    "metastasis" -> "metastases", "deformity" <-> "deformities"), or None for a word of under 5 letters or not
+    all letters. Matching the variant exactly is how the lexicon finds "palpitation" from HPO's "Palpitations";
+    a variant that is a term of its own or a stop-term is never added (Lexicon._parse)."""
+    head, _, w = key.rpartition(" ")
+    if len(w) < 5 or not w.isalpha():
+        return None
+    if w.endswith("ies"):
+        v = w[:-3] + "y"
+    elif w.endswith("sis"):
+        v = w[:-3] + "ses"
+    elif w.endswith("y") and w[-2] not in _VOWELS:
+        v = w[:-1] + "ies"
+    elif w.endswith(("ss", "us", "is", "ses", "xes", "ches", "shes")):
+        return None  # "abscess", "nevus", "colitis": no plural in notes; "-ses" may come from "-sis" or "-se"
+    elif w.endswith("s"):
+        v = w[:-1]
+    elif w.endswith(("x", "ch", "sh", "z")):
+        v = w + "es"
+    else:
+        v = w + "s"
+    return f"{head} {v}" if head else v
 
 
 def cs_key(term: str) -> str:
@@ -246,6 +274,7 @@ class Lexicon:
     fuzzy_block: frozenset[str] = frozenset()
     stops: list[StopTerm] = field(default_factory=list)
     clinical_only: frozenset[str] = frozenset()  # sources of rows a scope-"abstracts" stop-term holds back
+    variants: frozenset[str] = frozenset()  # keys of ci that are another number of a term (number_variant)
     # abbreviations that count only after one of their cue words ("denies CP", "c/o CP": chest pain; elsewhere CP
     # is cerebral palsy or a drug) or not before others ("ASA physical status" is not aspirin):
     # surface -> [(regex the text before it must end with, regex the text after it must not start with, row)]
@@ -418,6 +447,16 @@ class Lexicon:
         _apply_stops(stops_cur, rows, ci, cs)
         lex.stops = stops_gen + stops_cur
         lex.clinical_only = clinical_gen | _clinical_only(stops_cur, rows, ci, cs)
+        fuzzy_ci = dict(ci)  # fuzzy targets: the written terms, not their number variants
+        stopped = {s.key for s in lex.stops if s.scope == "all"}
+        variants: dict[str, int] = {}
+        for key, idx in ci.items():  # "palpitation" for "Palpitations", "T wave inversions" for "... inversion"
+            if rows[idx].label == ILLNESS and rows[idx].kind != "abbreviation":
+                v = number_variant(key)
+                if v is not None and v not in ci and v not in stopped:
+                    variants[v] = idx
+        ci.update(variants)
+        lex.variants = frozenset(variants)
         lex.ci, lex.cs = ci, cs
         lex.ci_first = _first_index(ci)
         lex.cs_first = _first_index(cs)
@@ -425,7 +464,7 @@ class Lexicon:
         lex.fuzzy_block = frozenset(block | _english_stop_words() | _common_words(d / COMMON_WORDS))
         fuzzy_stopped_all = {s.key for s in lex.stops if s.scope == "all"}
         lex.fuzzy_terms = {
-            k: i for k, i in ci.items() if len(k) >= FUZZY_MIN_LEN - 1 and k not in fuzzy_stopped_all
+            k: i for k, i in fuzzy_ci.items() if len(k) >= FUZZY_MIN_LEN - 1 and k not in fuzzy_stopped_all
         }
         # The stage's fuzzy targets are narrower: single-word preferred names (term == canonical: generic
         # drug names, disease labels) of >= 6 characters, plus curated rows. Brand names and dictionary
@@ -576,7 +615,7 @@ class LexiconStage:
             return []
         lowers = [t[2].lower() for t in toks]
         ci, cs, ci_first, cs_first, rows = lex.ci, lex.cs, lex.ci_first, lex.cs_first, lex.rows
-        gated = lex.gated
+        gated, variants = lex.gated, lex.variants
         out: list[Entity] = []
         matched = [False] * n
         i = 0
@@ -584,18 +623,21 @@ class LexiconStage:
             best_len = 0
             best_row = -1
             m = ci_first.get(lowers[i], 0)
+            kind = ""
             for length in range(min(m, n - i), 0, -1):
-                r = ci.get(" ".join(lowers[i : i + length]) if length > 1 else lowers[i])
+                key = " ".join(lowers[i : i + length]) if length > 1 else lowers[i]
+                r = ci.get(key)
                 if r is not None:
                     best_len, best_row = length, r
+                    if key in variants:  # another number of the term ("palpitation" for "Palpitations")
+                        kind = "inflection"
                     break
             m = cs_first.get(toks[i][2], 0)
             for length in range(min(m, n - i), best_len, -1):
                 r = cs.get(" ".join(t[2] for t in toks[i : i + length]))
                 if r is not None:
-                    best_len, best_row = length, r
+                    best_len, best_row, kind = length, r, ""
                     break
-            kind = ""
             if best_row < 0 and self.inflections:
                 w = lowers[i]
                 if len(w) > 4 and w[-1] == "s" and w[-2] != "s":

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz, process
 
-from extractor.chain.lexicon import Lexicon, LexiconError, LexiconStage, tokenize
+from extractor.chain.lexicon import Lexicon, LexiconError, LexiconStage, number_variant, tokenize
 from extractor.chain.lexicon_index import QGramIndex, bench_index
 from extractor.chain.stage import Stage
 from extractor.tools.lexicon_check import check
@@ -441,3 +441,31 @@ def test_stop_scope_must_be_known(tmp_path: Path) -> None:
     (d / "stopterms.tsv").write_text("term\tlabel\tscope\treason\nflu\tILLNESS\teverywhere\tx\n")
     with pytest.raises(LexiconError, match=r"stopterms.tsv:2: scope 'everywhere' not one of"):
         Lexicon.load(d, use_cache=False)
+
+
+@pytest.mark.parametrize(
+    ("key", "variant"),
+    [
+        ("palpitations", "palpitation"),
+        ("t wave inversion", "t wave inversions"),
+        ("metastasis", "metastases"),
+        ("deformity", "deformities"),
+        ("abscess", None),  # no plural in notes
+        ("colitis", None),
+        ("rash", None),  # under 5 letters
+    ],
+)
+def test_number_variants(key: str, variant: str | None) -> None:
+    assert number_variant(key) == variant
+
+
+def test_the_other_number_of_an_illness_term_matches(tmp_path: Path) -> None:
+    d = write_lexicon(tmp_path / "n", **{
+        "illnesses.tsv": ILL + "Palpitations\tPalpitations\tR00.2\tICD-10-CM\tt\tdescription\n"
+        "abnormality\tabnormality\t\t\tt\tx\n",
+        "stopterms.tsv": STOP + "abnormalities\tILLNESS\tall\tnot an illness\n",
+    })
+    lex = Lexicon.load(d, use_cache=False)
+    row = lex.lookup("palpitation")
+    assert row is not None and row.code == "R00.2"
+    assert lex.lookup("abnormalities") is None  # a stop-term is never brought back as a variant
