@@ -24,7 +24,11 @@ _WORD = r"[A-Za-z0-9][A-Za-z0-9'/\-]{0,39}"
 _FIRST = r"[A-Za-z][A-Za-z0-9'/\-]{0,39}"
 _LINKING = (
     "and|or|with|without|for|since|but|on|in|at|after|from|which|that|was|were|is|are|has|had|who|"
-    "due|per|to|by|as|while|when|then|now|again|today|yesterday|x"
+    "due|per|to|by|as|while|when|then|now|again|today|yesterday|x|"
+    # a term ends before a time, a cause or a qualifier: "stroke within 6 months", "thrombocytopenia induced by",
+    # "osteoarthritis made worse", "delirium during the prior admission", "pneumonia secondary to aspiration"
+    "within|between|over|during|before|prior|until|unless|except|including|requiring|following|despite|"
+    "induced|made|secondary|associated|related|caused|resulting|whose|like"
 )
 # a number with a unit ends a term ("ibuprofen 400 mg"); a bare number does not ("type 2 diabetes")
 _QUANTITY = (

@@ -28,6 +28,10 @@ def stage() -> RegexStage:
         ("Suffering from migraine since Monday.", [("ILLNESS", "migraine")]),
         ("Rule out pneumonia.", [("ILLNESS", "pneumonia")]),
         ("started on the 3rd day", []),
+        # a capture ends before a time, a cause or a qualifier
+        ("History of stroke within 6 months.", [("ILLNESS", "stroke")]),
+        ("History of delirium during the prior admission.", [("ILLNESS", "delirium")]),
+        ("Diagnosed with pneumonia secondary to aspiration.", [("ILLNESS", "pneumonia")]),
         ("", []),
     ],
 )
