@@ -48,7 +48,9 @@ _NOT_A_TERM = frozenset(
     "a an the this that these those his her their its my your our any some no not all other "
     "that which who what when if it he she they we you i me him them there here then "
     "treatment therapy medication medications medicine drug drugs dose doses regimen course "
-    "patient pt symptoms signs sign history day days week weeks month months year years".split()
+    "patient pt symptoms signs sign history day days week weeks month months year years "
+    # a verb form starts an activity, not a term: "history of taking an alpha blocker", "hx of using cocaine"
+    "taking using receiving use undergoing having being".split()
 )
 
 

@@ -32,6 +32,7 @@ def stage() -> RegexStage:
         ("History of stroke within 6 months.", [("ILLNESS", "stroke")]),
         ("History of delirium during the prior admission.", [("ILLNESS", "delirium")]),
         ("Diagnosed with pneumonia secondary to aspiration.", [("ILLNESS", "pneumonia")]),
+        ("History of taking an alpha blocker.", [("MEDICINE", "alpha blocker")]),  # not the illness "taking ..."
         ("", []),
     ],
 )
