@@ -151,6 +151,8 @@ def test_illnesses_are_never_tests(lab: LabTests) -> None:
         ("Serum tumor markers were normal.", "tumor", "markers"),
         ("Hamilton Depression Rating Scale scores fell.", "Depression", "rating scale"),
         ("Beck Depression Inventory score 12.", "Depression", "inventory"),
+        ("Negative HIV test in 2019.", "HIV", "test"),
+        ("Hepatitis C antibody was positive.", "Hepatitis C", "antibody"),
     ],
 )
 def test_an_illness_word_naming_a_measure_is_a_test(lab: LabTests, text: str, surface: str, measure: str) -> None:
