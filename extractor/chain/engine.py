@@ -271,8 +271,8 @@ class Chain:
                             found[i] = [f for f in found[i] if id(f) not in gone] + [e]
                             kept = SpanIndex(found[i])
                         elif _names_an_uncoded_capture(e, hits):
-                            # a rule's capture ("presents with progressive DOE") with no code of its own ends in
-                            # the coded illness the lexicon found: the illness is that name, not the modifiers
+                            # a rule's capture ("presents with progressive DOE", "started calcium supplements")
+                            # with no code of its own holds the coded entity the lexicon found: that is the name
                             found[i] = [f for f in found[i] if f is not hits[0]] + [e]
                             kept = SpanIndex(found[i])
                 else:  # merge mode; and NER in cascade mode, which only runs where entries are left unsettled
@@ -455,12 +455,30 @@ _COURSE_WORDS = frozenset(
 _CONNECTIVE = re.compile(r"(?i)\b(?:including|and|or|with|such as|e\.g\.)\b|[,;/]")
 
 
+# words of a medicine's form or route around its name in a rule's capture ("calcium supplements", "oral prednisone")
+_FORM_WORDS = frozenset(
+    "supplement supplements supplementation tablet tablets tab tabs capsule capsules caps cream ointment drops "
+    "injection injections infusion therapy solution patch inhaler syrup spray gel pill pills oral iv topical "
+    "intravenous low-dose dose doses".split()
+)
+
+
 def _names_an_uncoded_capture(e: Entity, hits: list[Entity]) -> bool:
     """``e`` is a coded illness that ends a longer, uncoded regex illness capture (the one entity it overlaps)
-    whose other words are course words ("progressive DOE") or another item ("malignancy including leukemia")."""
-    if len(hits) != 1 or e.label != ILLNESS or not e.code:
+    whose other words are course words ("progressive DOE") or another item ("malignancy including leukemia");
+    or a coded medicine inside an uncoded regex medicine capture whose other words name its form or route
+    ("started calcium supplements": calcium, linked)."""
+    if len(hits) != 1 or not e.code:
         return False
     h = hits[0]
+    if e.label == MEDICINE:
+        if not (h.method == "regex" and h.label == MEDICINE and not h.code and h.start <= e.start
+                and e.end <= h.end and (h.end - h.start) > (e.end - e.start)):
+            return False
+        rest = (h.surface[: e.start - h.start] + " " + h.surface[e.end - h.start :]).lower().split()
+        return all(w in _FORM_WORDS for w in rest)
+    if e.label != ILLNESS:
+        return False
     if not (h.method == "regex" and h.label == ILLNESS and not h.code and h.start < e.start and e.end == h.end):
         return False
     before = h.surface[: e.start - h.start]

@@ -104,11 +104,25 @@ def test_tables_load_by_section(tmp_path: Path) -> None:
     assert Calibrator.load(path, "reported") is None
 
 
-def test_shipped_table_reports_narrative_confidence() -> None:
+def test_shipped_table_reports_every_genre() -> None:
     data = json.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
     assert data["reported"]["counts"], "models/calibration.json has no reported table"
-    assert all("|w" in k and k.endswith("n") for k in data["reported"]["counts"])  # scripts/calibrate.py
+    keys = data["reported"]["counts"]
+    assert any(k.endswith("n") for k in keys) and any(k.endswith(("s.", "s-")) for k in keys)  # reports and notes
+    assert "each corpus weighted the same" in data["reported"]["fitted_on"]  # scripts/calibrate.py
     assert any("|w" in k and k.endswith("n") for k in data["counts"])
+
+
+def test_weighted_counts_round_trip(tmp_path: Path) -> None:
+    cal = Calibrator()
+    e = _lex()
+    cal.add(e, True, weight=0.25)
+    cal.add(e, False, weight=0.25)
+    path = tmp_path / "w.json"
+    cal.save(path)
+    back = Calibrator.load(path)
+    assert back is not None and back.counts == cal.counts
+    assert back.probability(e) == 0.5
 
 
 def test_reported_table_changes_confidence_never_what_is_found() -> None:
@@ -121,6 +135,7 @@ def test_reported_table_changes_confidence_never_what_is_found() -> None:
     assert [(e.start, e.end, e.label) for e in a.entities] == [(e.start, e.end, e.label) for e in b.entities]
     assert a.entities and any(x.confidence != y.confidence for x, y in zip(a.entities, b.entities, strict=True))
     assert all(0.0 <= e.confidence <= 1.0 for e in a.entities)
-    # a note that is not a narrative report keeps the selection table's confidence
+    # a typed note too: same entities, the reported table's confidence
     note = "Pt c/o chest pain, hx of HTN. Started lisinopril 10 mg daily."
-    assert [e.confidence for e in chain.extract(note).entities] == [e.confidence for e in plain.extract(note).entities]
+    a, b = chain.extract(note), plain.extract(note)
+    assert [(e.start, e.end, e.label) for e in a.entities] == [(e.start, e.end, e.label) for e in b.entities]
