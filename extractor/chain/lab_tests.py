@@ -150,7 +150,9 @@ class LabTests:
                 )
                 self._anywhere[kind] = re.compile(rf"(?:^|[^\w-])(?:{alt})(?![\w-])", re.IGNORECASE)
             else:
-                self._after[kind] = re.compile(rf"[\s)]*(?:{alt})(?![\w])", re.IGNORECASE)
+                # a measure's name may follow a second item: "Hepatitis B and C serology", "HIV and HCV testing"
+                coord = r"(?:\s+(?:and|or|&)\s+[\w-]{1,10}|\s*/\s*[\w-]{1,10})?" if kind == "measure_after" else ""
+                self._after[kind] = re.compile(rf"{coord}[\s)]*(?:{alt})(?![\w])", re.IGNORECASE)
         # an item further down a list that a test cue opens: "positive for S-100, HMB-45, melan-A and vimentin"
         tb = self.cues.get("test_before")
         self._list_after_cue = (

@@ -153,6 +153,7 @@ def test_illnesses_are_never_tests(lab: LabTests) -> None:
         ("Beck Depression Inventory score 12.", "Depression", "inventory"),
         ("Negative HIV test in 2019.", "HIV", "test"),
         ("Hepatitis C antibody was positive.", "Hepatitis C", "antibody"),
+        ("Hepatitis B and C serology were negative.", "Hepatitis B", "and c serology"),
     ],
 )
 def test_an_illness_word_naming_a_measure_is_a_test(lab: LabTests, text: str, surface: str, measure: str) -> None:
