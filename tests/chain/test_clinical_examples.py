@@ -113,6 +113,11 @@ CASES = [
     ("Arthrotec caused bloating. No relief from arthritis pain.", {"Arthrotec": ("MEDICINE", set()), "arthritis": ("ILLNESS", set())}, [], ("*", "*")),
     ("Lipitor gave me pain in my legs, so I stopped it. No more leg cramps.", {"Lipitor": ("MEDICINE", set()), "pain in my legs": ("ILLNESS", set()), "leg cramps": ("ILLNESS", {"negated"})}, ["pain"], ("leg pain", "*")),
     ("She was started on IV vancomycin for presumed sepsis.", {"vancomycin": ("MEDICINE", set()), "sepsis": ("ILLNESS", {"uncertain"})}, ["IV vancomycin"], ("*", "*")),
+    # discharge sentences and posts: "ruled out for", a stomach a drug upsets, a text's own abbreviation, a scale
+    ("The patient was ruled out for MI with serial troponins and discharged.", {"MI": ("ILLNESS", {"negated"})}, [], (None, None)),
+    ("My doctor put me on metformin but it upsets my stomach", {"metformin": ("MEDICINE", set()), "upsets my stomach": ("ILLNESS", set())}, [], ("dyspepsia", "*")),
+    ("Labs were sent by her primary care physician (PCP); the PCP restarted lisinopril.", {"lisinopril": ("MEDICINE", set())}, ["PCP"], (None, "*")),
+    ("A 70-year-old man was admitted with a Glasgow Coma Scale of 8 after a fall.", {}, ["Coma"], ("*", None)),
 ]
 
 
