@@ -50,7 +50,9 @@ _NOT_A_TERM = frozenset(
     "treatment therapy medication medications medicine drug drugs dose doses regimen course "
     "patient pt symptoms signs sign history day days week weeks month months year years "
     # a verb form starts an activity, not a term: "history of taking an alpha blocker", "hx of using cocaine"
-    "taking using receiving use undergoing having being".split()
+    "taking using receiving use undergoing having being "
+    # a stretch of time is not a term: "treated for a period with GH"
+    "period periods time while duration".split()
 )
 
 
