@@ -38,6 +38,11 @@ def services(services_config: ServiceConfig) -> Iterator[Endpoints]:
             f"local servers could not start (see `python -m services logs NAME`):\n{e}", pytrace=False
         )
     yield endpoints
+    # the topics of this run's tests (unique_name: "it-..."): a broker that keeps them all restarts slower
+    from extractor.config import load_settings
+    from extractor.tools.harness import delete_topics
+
+    delete_topics(load_settings(bootstrap_servers=endpoints.bootstrap_servers), "it-")
     if os.environ.get("SERVICES_STOP_AFTER_TESTS") == "1":
         started_here = [name for name, running in was_running.items() if not running]
         if started_here:

@@ -53,6 +53,43 @@ def isolated_settings(prefix: str | None = None, **overrides: Any) -> Settings:
     return load_settings(**names)
 
 
+def delete_topics(settings: Settings, prefix: str, timeout_s: float = 60) -> int:
+    """Delete every topic whose name starts with ``prefix`` (a bench's or a test run's own) and return how many.
+    A broker that keeps every run's topics restarts slower, since it reloads each partition: with 2,700 left
+    behind, the lag after a broker restart took over 60 s to recover in ``bench soak``, and 25 s with 40.
+    Failures are logged, never raised: the figures of the run still count."""
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        admin = AdminClient(settings.kafka_common())
+        names = [t for t in admin.list_topics(timeout=timeout_s).topics if t.startswith(prefix)]
+        if not names:
+            return 0
+        done = 0
+        for name, fut in admin.delete_topics(names, operation_timeout=timeout_s).items():
+            try:
+                fut.result()
+                done += 1
+            except Exception as exc:  # noqa: BLE001 - one topic left behind is not worth failing for
+                log.warning("could not delete topic %s: %s", name, exc)
+        return done
+    except Exception as exc:  # noqa: BLE001 - the broker is gone: nothing to clean
+        log.warning("could not delete the %s* topics: %s", prefix, exc)
+        return 0
+
+
+def broker_partitions(settings: Settings, timeout_s: float = 30) -> int | None:
+    """How many partitions the broker holds (what a restart reloads), or None when it cannot tell."""
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        topics = AdminClient(settings.kafka_common()).list_topics(timeout=timeout_s).topics
+        return sum(len(t.partitions) for t in topics.values())
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not count the broker's partitions: %s", exc)
+        return None
+
+
 def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXTRACTOR_")}
     for name in RESOURCE_FIELDS:

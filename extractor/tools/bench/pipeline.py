@@ -298,7 +298,7 @@ def _wait_exit_measured(proc: subprocess.Popen, meter: Any, timeout: float) -> d
 def run_pipeline_bench(args: argparse.Namespace) -> int:
     from extractor.stream.store import mongo_client
     from extractor.tools.generate import generate, write_csv
-    from extractor.tools.harness import ensure_servers
+    from extractor.tools.harness import delete_topics, ensure_servers
 
     base = f"bench-{uuid.uuid4().hex[:6]}"
     database = base.replace("-", "_")
@@ -353,6 +353,7 @@ def run_pipeline_bench(args: argparse.Namespace) -> int:
                 mongo_client(probe).drop_database(database)
             except Exception as exc:  # noqa: BLE001 - report, the figures still count
                 print(f"warning: could not drop {database}: {exc}", file=sys.stderr)
+            delete_topics(probe, f"{base}-")
     print()
 
     return report(figures, args.json)

@@ -116,7 +116,7 @@ def run_review_bench(args: argparse.Namespace) -> int:
     from extractor.review.app import create_app
     from extractor.review.auth import read_password
     from extractor.stream import store
-    from extractor.tools.harness import ensure_servers, free_port, isolated_settings
+    from extractor.tools.harness import delete_topics, ensure_servers, free_port, isolated_settings
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     base = f"bench-review-{uuid.uuid4().hex[:6]}"
@@ -192,6 +192,7 @@ def run_review_bench(args: argparse.Namespace) -> int:
             server.should_exit = True
         if not args.keep:
             client.drop_database(database)
+            delete_topics(settings, f"{base}-")
         client.close()
     return report(figures, args.json)
 

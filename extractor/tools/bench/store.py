@@ -133,7 +133,7 @@ def _wait_lag_zero(pipe: Any, group: str, topic: str, deadline: float) -> None:
 
 def run_store_bench(args: argparse.Namespace) -> int:
     from extractor.stream import store
-    from extractor.tools.harness import ensure_servers, isolated_settings
+    from extractor.tools.harness import delete_topics, ensure_servers, isolated_settings
 
     base = f"bench-store-{uuid.uuid4().hex[:6]}"
     database = base.replace("-", "_")
@@ -180,5 +180,6 @@ def run_store_bench(args: argparse.Namespace) -> int:
     finally:
         if not args.keep:
             client.drop_database(database)
+            delete_topics(settings, f"{base}-")
         client.close()
     return report(figures, args.json)
