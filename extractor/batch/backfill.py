@@ -1,9 +1,11 @@
 """``python -m extractor backfill INPUT --output DIR``: the extraction chain over files of entries, on Apache Spark.
 
 The batch counterpart of the stream, for years of existing notes or a re-extraction after a lexicon or model
-change. Spark splits the input over its executors; each executor's Python process loads the chain once and runs
-``extract_many`` on batches of ``batch_size`` entries (:mod:`extractor.batch.records`), records going in and
-results coming out as Arrow batches (``mapInArrow``), never as pickled Python rows. Output:
+change. Each Spark task reads its share of the input (a file, or every n-th row of one: no shuffle of the
+records), and its Python worker runs the whole path: parse, the chain (loaded once per process, ``extract_many``
+on batches of ``batch_size``) and the documents' Parquet, written by pyarrow into a staging folder laid out like
+the output (:mod:`extractor.batch.staging`). The JVM gets back one small Arrow row per record (dead letters
+whole), so it never carries, shuffles or encodes a document. Output:
 
 * ``DIR/documents/date=YYYY-MM-DD/*.parquet`` — the stream's enriched documents (same ``_id`` = entry id, same
   fields and versions; the full document as JSON in ``document``, its main fields as columns, ``content_hash``);
@@ -11,6 +13,9 @@ results coming out as Arrow batches (``mapInArrow``), never as pickled Python ro
   stages and headers and the original bytes in ``value``;
 * with ``--mongo``, the same documents upserted by ``_id`` with the sink's writer (``store.upsert_documents``).
 
+A first run (or one of new dates only, without duplicates) moves the staged date folders into place. Otherwise
+Spark merges: the same entry twice keeps its later row's document, and each touched date folder is rewritten as
+its previous documents + this run's (one file per date).
 Idempotent: a document is keyed by its ``_id`` in the Parquet output (the date partitions a run touches are
 rewritten as previous documents + this run's, through a staging folder) and in MongoDB (upserts), so a rerun
 changes nothing but ``processed_at``. ``--only-changed`` compares each new document's ``content_hash`` (what was
@@ -32,15 +37,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extractor.batch import inputs
+from extractor.batch import inputs, staging
 from extractor.batch import records as rec
 from extractor.config import REPO_ROOT, Settings, load_settings
+from extractor.storage import StorageError
 
 log = logging.getLogger(__name__)
 
 DOCUMENTS, DEAD_LETTER, STAGING = "documents", "dead_letter", "_staging"
-DOC_COLUMNS = ("_id", "patient_id", "timestamp", "status", "illness", "medicine", "extractor_version",
-               "lexicon_version", "chain_version", "content_hash", "document", "date")
+DOC_COLUMNS = (*rec.DOCUMENT_COLUMNS, "date")
 DLQ_COLUMNS = ("_id", "reason", "stage", "error_class", "error", "source_file", "source_row", "value", "headers")
 
 
@@ -72,14 +77,6 @@ class BackfillSummary:
                 f"seconds={self.seconds:.1f} rate={rate:.0f}/s master={self.master}")
 
 
-def output_schema() -> Any:
-    from pyspark.sql import types as T
-
-    s, long_ = T.StringType(), T.LongType()
-    types = {"source_row": long_, "value": T.BinaryType(), "headers": T.MapType(s, s)}
-    return T.StructType([T.StructField(f, types.get(f, s), True) for f in rec.OUTPUT_FIELDS])
-
-
 def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-backfill",
                   conf: dict[str, str] | None = None) -> Any:
     """A Spark session for the backfill. In local mode the Python workers run this interpreter and import this
@@ -104,6 +101,10 @@ def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-
         # local mode runs the executors inside the driver's JVM: Spark's 1 GB default ran out of heap writing
         # 200,000 documents (bench backfill); --conf spark.driver.memory=... overrides it
         settings["spark.driver.memory"] = "3g"
+        # the JVM's part of a backfill is light (the Python workers parse, extract and write the documents): its
+        # C2 JIT compiler spent 6 of the JVM's 14 CPU seconds of a 200,000-row run on the cores the Python
+        # workers need; C1 alone spent 0.8 (bench backfill). --conf spark.driver.extraJavaOptions= overrides it
+        settings["spark.driver.extraJavaOptions"] = "-XX:TieredStopAtLevel=1"
         # list the date partitions on the driver: a Spark job of one task per folder (the default past 32
         # folders, made for object stores) costs minutes for years of dates on a local disk
         settings["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "1000000"
@@ -180,68 +181,57 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
     if spark.sparkContext.uiWebUrl:
         log.info("Spark UI: %s", spark.sparkContext.uiWebUrl)
     out_dir = str(output).rstrip("/")
+    if "://" not in out_dir:  # the Python workers write there too: the same folder whatever their cwd
+        out_dir = str(Path(out_dir).resolve())
     docs_dir, dlq_dir = f"{out_dir}/{DOCUMENTS}", f"{out_dir}/{DEAD_LETTER}"
-    staging = f"{out_dir}/{STAGING}-{uuid.uuid4().hex[:8]}"
+    run_id = uuid.uuid4().hex[:8]
+    merged_dir = f"{out_dir}/{STAGING}-{run_id}"  # Spark's write of merged date folders
+    pystage = f"{out_dir}/{STAGING}-{run_id}-documents"  # the Python workers' documents
     n_parts = partitions or max(2, spark.sparkContext.defaultParallelism)
     payload = rec.settings_payload(settings)
     columns = (settings.csv_patient_id_column, settings.csv_text_column, settings.csv_timestamp_column)
     try:
-        records = inputs.read_records(spark, files, columns, n_parts, header=header, payload=payload)
-        # Arrow batches in and out of the Python workers (records.process_arrow): no pickled rows, no Pyrolite
-        df = records.mapInArrow(lambda it, p=payload, f=chain_factory: rec.process_arrow(it, p, f),
-                                output_schema()).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = df.groupBy("kind", "reason").count().collect()  # runs the chain, once per record
+        # one pass over the input: parse, the chain and the documents' Parquet in the Python workers; what comes
+        # back to the JVM is a small row per record (dead letters whole)
+        out = inputs.staged_output(spark, files, columns, n_parts, pystage, header=header, payload=payload,
+                                   factory=chain_factory).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = out.groupBy("kind", "reason").count().collect()  # runs the chain, once per record
         log.info("extracted %d records in %.1fs", sum(r["count"] for r in counts), time.monotonic() - t0)
         summary.read = sum(r["count"] for r in counts)
         for r in counts:
             if r["kind"] == rec.KIND_DEAD_LETTER:
                 summary.dead_lettered += r["count"]
                 summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + r["count"]
-        docs_all = df.filter(F.col("kind") == rec.KIND_DOCUMENT).select(*DOC_COLUMNS, "source_file", "source_row")
         n_docs = sum(r["count"] for r in counts if r["kind"] == rec.KIND_DOCUMENT)
-        # the same entry twice in the input: one document, the later row's, as the stream's upserts leave it
-        from pyspark.sql import Window
-
-        last = Window.partitionBy("_id").orderBy(F.col("source_file").desc_nulls_last(),
-                                                 F.col("source_row").desc_nulls_last())
-        docs = (docs_all.withColumn("_n", F.row_number().over(last)).filter(F.col("_n") == 1)
-                .select(*DOC_COLUMNS))
-        n_unique = docs.count()
+        staged = out.filter(F.col("kind") == rec.KIND_DOCUMENT).select("_id", "date", "staged_file")
+        # only the files this run's successful tasks report: a failed task attempt's files are left out
+        staged_files = sorted(r["staged_file"] for r in staged.select("staged_file").distinct().collect())
+        n_unique = staged.select("_id").distinct().count()
         summary.duplicates = n_docs - n_unique
+        staging.keep_only(pystage, staged_files, settings)
 
         previous = None
         if _exists(spark, docs_dir):  # partition discovery reads date=YYYY-MM-DD as a date: back to our string
             previous = spark.read.parquet(docs_dir).withColumn("date", F.col("date").cast("string"))
-        if only_changed and previous is not None:
-            prev = previous.select("_id", F.col("content_hash").alias("_prev_hash"))
-            joined = docs.join(prev, "_id", "left")
-            changed = joined.filter(F.col("_prev_hash").isNull() | (F.col("_prev_hash") != F.col("content_hash")))
-            # cut the lineage: the previous output it was compared with is replaced below
-            to_write = changed.drop("_prev_hash").localCheckpoint(eager=True)
+        run_dates = {f.split("/", 1)[0] for f in staged_files}
+        touched = run_dates & staging.date_folders(docs_dir, settings) if previous is not None else set()
+        written_ids = staged.select("_id")
+        if not summary.duplicates and not touched and not (only_changed and previous is not None):
+            # nothing to merge: the staged date folders are the output (a first run, or only new dates)
+            summary.written = n_docs
+            moved = staging.move_date_folders(pystage, docs_dir, settings)
+            summary.output_documents = staging.count_rows(docs_dir, moved, settings)  # read back
+            log.info("documents: %d date partitions moved under %s (%.1fs)", len(run_dates), docs_dir,
+                     time.monotonic() - t0)
         else:
-            to_write = docs
-        summary.written = to_write.count()
-        log.info("%d documents to write (%.1fs)", summary.written, time.monotonic() - t0)
+            written_ids = _merge(spark, pystage, staged_files, previous, only_changed, n_parts, merged_dir, docs_dir,
+                                 summary, t0)
+            summary.output_documents = (spark.read.parquet(docs_dir).select("_id")
+                                        .join(staged.select("_id").distinct(), "_id", "left_semi").count())
         summary.unchanged = n_unique - summary.written
-
-        if summary.written:
-            dates = to_write.select("date").distinct()
-            if previous is not None:
-                kept = (previous.join(dates, previous["date"].eqNullSafe(dates["date"]), "left_semi")
-                        .join(to_write.select("_id"), "_id", "left_anti"))
-                merged = kept.select(*DOC_COLUMNS).unionByName(to_write.select(*DOC_COLUMNS))
-            else:
-                merged = to_write
-            # one task per date: one file per date folder, not one per (input partition, date)
-            merged.repartition(max(16, n_parts), "date").write.mode("overwrite").partitionBy("date").parquet(staging)
-            log.info("documents written to staging (%.1fs)", time.monotonic() - t0)
-            moved = _swap_partitions(spark, staging, docs_dir)
-            log.info("documents: %d date partitions written under %s", moved, docs_dir)
-        (df.filter(F.col("kind") == rec.KIND_DEAD_LETTER).select(*DLQ_COLUMNS).withColumnRenamed("_id", "entry_id")
+        (out.filter(F.col("kind") == rec.KIND_DEAD_LETTER).select(*DLQ_COLUMNS).withColumnRenamed("_id", "entry_id")
          .write.mode("overwrite").parquet(dlq_dir))
         log.info("dead letters written (%.1fs)", time.monotonic() - t0)
-        if _exists(spark, docs_dir):
-            summary.output_documents = spark.read.parquet(docs_dir).join(docs.select("_id"), "_id", "left_semi").count()
 
         if mongo and summary.written:
             from extractor.stream.store import ensure_indexes
@@ -255,16 +245,67 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
                 w(iter(rows))
                 a.add(len(rows))
 
-            to_write.select("document").foreachPartition(write_counting)
+            (spark.read.parquet(docs_dir).join(written_ids, "_id", "left_semi").select("document")
+             .foreachPartition(write_counting))
             summary.mongo_upserted = acc.value
-        df.unpersist()
+        out.unpersist()
     finally:
-        if _exists(spark, staging):
-            _fs(spark, staging)[0].delete(_fs(spark, staging)[1], True)
+        for path in (merged_dir, pystage):
+            if _exists(spark, path):
+                _fs(spark, path)[0].delete(_fs(spark, path)[1], True)
         if own:
             spark.stop()
     summary.seconds = time.monotonic() - t0
     return summary
+
+
+def _merge(spark: Any, pystage: str, staged_files: list[str], previous: Any, only_changed: bool, n_parts: int,
+           merged_dir: str, docs_dir: str, summary: BackfillSummary, t0: float) -> Any:
+    """The run's documents merged with the previous output: the same entry twice in the input keeps the later
+    row's document; ``only_changed`` keeps only new or changed documents; each touched date folder is rewritten
+    as its previous documents + this run's. Returns the ``_id`` of the documents written."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    paths = [f"{pystage}/{f}" for f in staged_files]
+    run = (spark.read.option("basePath", pystage).parquet(*paths) if paths
+           else spark.createDataFrame([], _doc_schema()))
+    run = (run.withColumn("date", F.col("date").cast("string"))
+           .withColumn("source_file", F.get_json_object("document", "$.source.file"))
+           .withColumn("source_row", F.get_json_object("document", "$.source.row").cast("long")))
+    # the same entry twice in the input: one document, the later row's, as the stream's upserts leave it
+    last = Window.partitionBy("_id").orderBy(F.col("source_file").desc_nulls_last(),
+                                             F.col("source_row").desc_nulls_last())
+    docs = run.withColumn("_n", F.row_number().over(last)).filter(F.col("_n") == 1).select(*DOC_COLUMNS)
+    if only_changed and previous is not None:
+        prev = previous.select("_id", F.col("content_hash").alias("_prev_hash"))
+        joined = docs.join(prev, "_id", "left")
+        docs = joined.filter(F.col("_prev_hash").isNull() | (F.col("_prev_hash") != F.col("content_hash"))
+                             ).drop("_prev_hash")
+    # cut the lineage: the previous output it was compared with is replaced below
+    to_write = docs.localCheckpoint(eager=True)
+    summary.written = to_write.count()
+    log.info("%d documents to write (%.1fs)", summary.written, time.monotonic() - t0)
+    if summary.written:
+        dates = to_write.select("date").distinct()
+        if previous is not None:
+            kept = (previous.join(dates, previous["date"].eqNullSafe(dates["date"]), "left_semi")
+                    .join(to_write.select("_id"), "_id", "left_anti"))
+            merged = kept.select(*DOC_COLUMNS).unionByName(to_write.select(*DOC_COLUMNS))
+        else:
+            merged = to_write
+        # one task per date: one file per date folder, not one per (input partition, date)
+        merged.repartition(max(16, n_parts), "date").write.mode("overwrite").partitionBy("date").parquet(merged_dir)
+        log.info("documents written to staging (%.1fs)", time.monotonic() - t0)
+        moved = _swap_partitions(spark, merged_dir, docs_dir)
+        log.info("documents: %d date partitions written under %s", moved, docs_dir)
+    return to_write.select("_id")
+
+
+def _doc_schema() -> Any:
+    from pyspark.sql import types as T
+
+    return T.StructType([T.StructField(c, T.StringType(), True) for c in DOC_COLUMNS])
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -301,7 +342,8 @@ def run(args: argparse.Namespace) -> int:
             inputs.archive_objects(args.input, settings, args.topic or settings.input_topic, args.since, args.until)
         else:
             inputs.discover(args.input)
-    except ValueError as exc:
+        staging.staging_filesystem(str(args.output), settings)  # the Python workers write the documents there
+    except (ValueError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     spark = spark_session(master, conf=conf)

@@ -3,14 +3,16 @@
 Each file format keeps the streaming path's parsing, so a row gets the same entry id and the same dead-letter
 reason as if it had been produced to Kafka and consumed by a worker:
 
-* CSV (``.csv``): parsed by the producer's own :func:`extractor.stream.producer.iter_rows` (one task per file:
-  quoted newlines make byte-range splits unsafe), then spread over the cluster by a repartition;
+* CSV (``.csv``): parsed by the producer's own :func:`extractor.stream.producer.iter_rows` (quoted newlines make
+  byte-range splits unsafe: with fewer files than cores, each task reads a whole file and keeps every n-th row,
+  :func:`work_units`);
 * JSON lines (``.jsonl``, ``.ndjson``, ``.json``): split into raw lines (bytes, so an undecodable line is
   dead-lettered as the stream does), each decoded on the executors as a Kafka message value
   (:func:`extractor.stream.messages.decode_entry`);
 * Parquet (``.parquet``): the CSV's columns (settings ``csv_*_column``), validated like CSV fields.
 
-Records travel as Arrow batches (``mapInArrow``), never as pickled Python rows.
+Records are read in the task that extracts them; what crosses between the JVM and Python is Arrow batches
+(``mapInArrow``), never pickled Python rows.
 Paths must be readable from every executor (local files in local mode; a shared or object-store path on a
 cluster, where the Parquet and JSON readers take any Hadoop URL).
 """
@@ -86,9 +88,10 @@ def archive_objects(url: str, settings: Any, topic: str, since: str | None = Non
     return out
 
 
-def archive_records(url: str, settings: Any) -> Iterator[tuple]:
+def archive_records(url: str, settings: Any, shard: int = 0, shards: int = 1) -> Iterator[tuple]:
     """Records of one archived object: each Kafka value, as a worker would have decoded it (``source_row`` is
-    the Kafka offset, ``source_file`` the object's name)."""
+    the Kafka offset, ``source_file`` the object's name); with ``shards`` > 1 only every ``shards``-th record,
+    from the ``shard``-th."""
     import pyarrow.parquet as pq
 
     from extractor.storage import filesystem
@@ -97,19 +100,24 @@ def archive_records(url: str, settings: Any) -> Iterator[tuple]:
     with fs.open(path, "rb") as fh:
         table = pq.read_table(fh, columns=["value", "offset"])
     name = path.rsplit("/", 1)[-1]
+    if shards > 1:
+        table = table.take(list(range(shard, table.num_rows, shards)))
     for value, offset in zip(table.column("value").to_pylist(), table.column("offset").to_pylist(), strict=True):
         yield ("message", name, offset, value if value is not None else b"", None)
 
 
-def csv_records(path: str, columns: tuple[str, str, str], header: bool = True) -> Iterator[tuple]:
+def csv_records(path: str, columns: tuple[str, str, str], header: bool = True, shard: int = 0,
+                shards: int = 1) -> Iterator[tuple]:
     """Records of one CSV file, parsed exactly as ``python -m extractor produce`` parses it (blank rows skipped,
-    as the producer skips them)."""
+    as the producer skips them); with ``shards`` > 1 only the rows whose number is ``shard`` modulo ``shards``
+    (the others are split off, not validated)."""
     from extractor.stream.producer import iter_rows
 
     name = Path(path).name
+    keep = None if shards <= 1 else (lambda n: n % shards == shard)
     with open(path, "rb") as fh:
         for row in iter_rows(fh, name, patient_id_column=columns[0], text_column=columns[1],
-                             timestamp_column=columns[2], header=header):
+                             timestamp_column=columns[2], header=header, keep=keep):
             if row.blank:
                 continue
             if row.entry is not None:
@@ -120,73 +128,128 @@ def csv_records(path: str, columns: tuple[str, str, str], header: bool = True) -
                 yield ("poison", name, row.row, row.raw, (err.reason, err.stage, err.error_class, err.detail))
 
 
-def jsonl_records(path: str) -> Iterator[tuple]:
+def jsonl_records(path: str, shard: int = 0, shards: int = 1) -> Iterator[tuple]:
     """Records of one JSON-lines file: each non-blank line is a Kafka message value (the line break removed), as
-    a producer would publish it and a worker would decode it."""
+    a producer would publish it and a worker would decode it; with ``shards`` > 1 only the lines whose number
+    is ``shard`` modulo ``shards``."""
     name = Path(path).name
     with open(path, "rb") as fh:
-        for line in fh:
+        for i, line in enumerate(fh):
+            if shards > 1 and i % shards != shard:
+                continue
             line = line.rstrip(b"\r\n")
             if line.strip():  # skip blank lines, as a Kafka producer would never send an empty line
                 yield ("message", name, None, line, None)
 
 
-def _files_to_arrow(batches: Iterator[Any], fmt: str, columns: tuple[str, str, str], header: bool,
-                    payload: dict[str, Any] | None = None) -> Iterator[Any]:
-    """``mapInArrow`` body: batches of file paths -> Arrow batches of their records (one file at a time)."""
+def work_units(files: dict[str, list[str]], partitions: int) -> list[tuple[str, str, int, int]]:
+    """The tasks of a backfill over CSV, JSON-lines and archive files: ``(format, path, shard, shards)``. A file
+    is one task; when there are fewer files than ``partitions``, each file is cut into shards (rows taken by
+    row number modulo ``shards``), so that every core has a task without a shuffle of the records."""
+    listed = [(fmt, f) for fmt in ("csv", "jsonl", "archive") for f in files.get(fmt, [])]
+    if not listed:
+        return []
+    shards = max(1, -(-max(partitions, 1) // len(listed)))  # ceil
+    return [(fmt, f, k, shards) for fmt, f in listed for k in range(shards)]
+
+
+def unit_records(fmt: str, path: str, shard: int, shards: int, columns: tuple[str, str, str], header: bool,
+                 settings: Any) -> Iterator[tuple]:
+    """The records of one work unit (:func:`work_units`)."""
+    if fmt == "csv":
+        return csv_records(path, columns, header, shard, shards)
+    if fmt == "archive":
+        return archive_records(path, settings, shard, shards)
+    return jsonl_records(path, shard, shards)
+
+
+def _units_to_output(batches: Iterator[Any], columns: tuple[str, str, str], header: bool, payload: dict[str, Any],
+                     staging: str, factory: str | None) -> Iterator[Any]:
+    """``mapInArrow`` body: Arrow batches of work units -> the staged output rows of their records (parse, the
+    chain, documents written under ``staging``: :func:`extractor.batch.records.stage_records`)."""
+    import uuid
+
     from extractor.batch import records as rec
 
-    schema = rec.record_arrow_schema()
-    settings = rec.settings_from_payload(payload) if payload is not None else None
-    for batch in batches:
-        for path in batch.column(0).to_pylist():
-            if fmt == "csv":
-                records = csv_records(path, columns, header)
-            elif fmt == "archive":
-                records = archive_records(path, settings)
-            else:
-                records = jsonl_records(path)
-            yield from rec.arrow_chunks((rec.record_columns(r) for r in records), schema)
+    settings = rec.settings_from_payload(payload)
+
+    def records() -> Iterator[tuple]:
+        for batch in batches:
+            d = batch.to_pydict()
+            for fmt, path, shard, shards in zip(d["format"], d["path"], d["shard"], d["shards"], strict=True):
+                yield from unit_records(fmt, path, shard, shards, columns, header, settings)
+
+    yield from rec.stage_records(records(), payload, staging, uuid.uuid4().hex[:12], factory)
 
 
-def record_schema() -> Any:
-    """The Spark schema of the input records (:data:`extractor.batch.records.RECORD_FIELDS`)."""
-    from pyspark.sql import types as T
+def _records_to_output(batches: Iterator[Any], payload: dict[str, Any], staging: str,
+                       factory: str | None) -> Iterator[Any]:
+    """``mapInArrow`` body for records Spark read (Parquet input): Arrow batches of :data:`RECORD_FIELDS` -> the
+    staged output rows."""
+    import uuid
 
     from extractor.batch import records as rec
 
-    types = {"source_row": T.LongType(), "raw": T.BinaryType()}
-    return T.StructType([T.StructField(f, types.get(f, T.StringType()), True) for f in rec.RECORD_FIELDS])
+    def records() -> Iterator[tuple]:
+        for batch in batches:
+            cols = batch.to_pydict()
+            yield from (rec.record_from_columns(*v) for v in zip(*(cols[f] for f in rec.RECORD_FIELDS), strict=True))
+
+    yield from rec.stage_records(records(), payload, staging, uuid.uuid4().hex[:12], factory)
 
 
-def read_records(spark: Any, files: dict[str, list[str]], columns: tuple[str, str, str], partitions: int,
-                 header: bool = True, payload: dict[str, Any] | None = None) -> Any:
-    """One DataFrame of input records (:func:`record_schema`) over all the files, in about ``partitions``
-    partitions. CSV and JSON lines are parsed in Python by the stream's own parsers, one task per file, and
-    handed to Spark as Arrow batches (``mapInArrow``); Parquet is read by Spark's reader."""
+def staged_output(spark: Any, files: dict[str, list[str]], columns: tuple[str, str, str], partitions: int,
+                  staging: str, header: bool = True, payload: dict[str, Any] | None = None,
+                  factory: str | None = None) -> Any:
+    """One DataFrame with a row per input record (:data:`extractor.batch.records.STAGED_OUTPUT_FIELDS`), the
+    documents written under ``staging`` by the Python workers. CSV, JSON lines and archive objects are read,
+    parsed and extracted in the same task (:func:`work_units`: no shuffle of the records); Parquet is read by
+    Spark's reader and handed over as Arrow batches."""
     from pyspark.sql import functions as F
 
-    schema = record_schema()
+    from extractor.batch import records as rec
+
+    payload = payload or {}
+    schema = _spark_schema(rec.staged_output_arrow_schema())
     parts = []
-    for fmt in ("csv", "jsonl", "archive"):
-        if files.get(fmt):
-            n = len(files[fmt]) if fmt != "archive" else min(len(files[fmt]), max(partitions, 1) * 4)
-            paths = spark.createDataFrame([(f,) for f in files[fmt]], "path string").repartition(n)
-            df = paths.mapInArrow(
-                lambda it, f=fmt, c=columns, h=header, p=payload: _files_to_arrow(it, f, c, h, p), schema)
-            parts.append(df.repartition(partitions) if len(files[fmt]) < partitions else df)
+    units = work_units(files, partitions)
+    if units:
+        # one unit per partition (a repartition's round robin may put two units in one task and leave a core idle)
+        df = spark.createDataFrame(spark.sparkContext.parallelize(units, len(units)),
+                                   "format string, path string, shard int, shards int")
+        parts.append(df.mapInArrow(lambda it, c=columns, h=header, p=payload, s=staging, f=factory:
+                                   _units_to_output(it, c, h, p, s, f), schema))
     if files.get("parquet"):
         df = spark.read.parquet(*files["parquet"])
         for c in columns:
             if c not in df.columns:
                 raise ValueError(f"Parquet input has no column {c!r}; columns are {df.columns}")
         none = F.lit(None).cast("string")
-        parts.append(df.select(
+        records = df.select(
             F.lit("fields").alias("kind"), F.element_at(F.split(F.input_file_name(), "/"), -1).alias("source_file"),
             F.lit(None).cast("long").alias("source_row"), F.lit(None).cast("binary").alias("raw"),
             *[F.col(c).cast("string").alias(f"p{i}") for i, c in enumerate(columns)],
-            none.alias("p3"), none.alias("p4")))
+            none.alias("p3"), none.alias("p4"))
+        parts.append(records.mapInArrow(lambda it, p=payload, s=staging, f=factory:
+                                        _records_to_output(it, p, s, f), schema))
     out = parts[0]
     for df in parts[1:]:
         out = out.unionByName(df)
     return out
+
+
+def _spark_schema(arrow_schema: Any) -> Any:
+    """The Spark schema of an Arrow schema of strings, int64, binary and string maps."""
+    import pyarrow as pa
+    from pyspark.sql import types as T
+
+    def spark_type(t: Any) -> Any:
+        if pa.types.is_int64(t):
+            return T.LongType()
+        if pa.types.is_binary(t):
+            return T.BinaryType()
+        if pa.types.is_map(t):
+            return T.MapType(T.StringType(), T.StringType())
+        return T.StringType()
+
+    return T.StructType([T.StructField(f.name, spark_type(f.type), True) for f in arrow_schema])

@@ -42,6 +42,16 @@ OUTPUT_FIELDS = (
     "source_file", "source_row", "value", "headers",
 )
 
+# a staged document file's columns (the documents' Parquet output; ``date`` is the folder, date=YYYY-MM-DD)
+DOCUMENT_COLUMNS = ("_id", "patient_id", "timestamp", "status", "illness", "medicine", "extractor_version",
+                    "lexicon_version", "chain_version", "content_hash", "document")
+# the rows a staging task hands back to Spark, one per record: a dead letter whole, a document as its id, date
+# and the file it was staged in (its columns are in that file)
+STAGED_OUTPUT_FIELDS = ("kind", "_id", "date", "reason", "stage", "error_class", "error", "source_file",
+                        "source_row", "value", "headers", "staged_file")
+NULL_DATE = "__HIVE_DEFAULT_PARTITION__"  # Spark's folder name for a null partition value
+STAGE_MAX_BYTES = 128 * 1024 * 1024  # documents buffered per task before they are written out (bounded memory)
+
 # the input records as columns, for Spark DataFrames and Arrow batches (extractor.batch.inputs): a record's
 # payload spread over p0..p4 (strings; an entry's ``source`` as JSON), see :func:`record_columns`
 RECORD_FIELDS = ("kind", "source_file", "source_row", "raw", "p0", "p1", "p2", "p3", "p4")
@@ -98,9 +108,8 @@ def content_hash(doc: dict[str, Any], core_json: str | None = None) -> str:
     """Hash of what was extracted for the entry (text, ids, entities, status...), without times and versions.
     Key order is the document builder's own, so no sorting is needed (documents always come from
     ``build_processed``)."""
-    if core_json is None:
-        core_json = json.dumps(_core(doc), ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(core_json.encode("utf-8")).hexdigest()[:32]
+    data = m.encode_json(_core(doc)) if core_json is None else core_json.encode("utf-8")  # orjson, json's bytes
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _to_entry(rec: tuple, max_text_chars: int) -> m.Entry:
@@ -203,21 +212,6 @@ def process_batch(chain: Any, records: list[tuple], max_text_chars: int) -> list
     return out
 
 
-def process_partition(records: Iterable[tuple], payload: dict[str, Any], factory: str | None = None) -> Iterator[tuple]:
-    """A partition of input records, in batches of ``batch_size`` through ``chain.extract_many``."""
-    chain = chain_for(payload, factory)
-    size = max(1, int(payload.get("batch_size") or 500))
-    max_chars = int(payload.get("max_text_chars") or 20_000)
-    batch: list[tuple] = []
-    for rec in records:
-        batch.append(rec)
-        if len(batch) >= size:
-            yield from process_batch(chain, batch, max_chars)
-            batch = []
-    if batch:
-        yield from process_batch(chain, batch, max_chars)
-
-
 # --------------------------------------------------------------------------------------------- Arrow batches
 def record_columns(record: tuple) -> tuple:
     """A record tuple as the values of :data:`RECORD_FIELDS`."""
@@ -260,6 +254,13 @@ def output_arrow_schema() -> Any:
     return pa.schema([pa.field(f, types.get(f, pa.string())) for f in OUTPUT_FIELDS])
 
 
+def staged_output_arrow_schema() -> Any:
+    import pyarrow as pa
+
+    fields = {f.name: f for f in output_arrow_schema()}
+    return pa.schema([fields.get(f, pa.field(f, pa.string())) for f in STAGED_OUTPUT_FIELDS])
+
+
 def to_arrow(rows: list[tuple], schema: Any) -> Any:
     """Rows (tuples in ``schema``'s field order) as one Arrow record batch."""
     import pyarrow as pa
@@ -281,16 +282,31 @@ def arrow_chunks(rows: Iterable[tuple], schema: Any, size: int = ARROW_BATCH_ROW
         yield to_arrow(chunk, schema)
 
 
-def process_arrow(batches: Iterable[Any], payload: dict[str, Any], factory: str | None = None) -> Iterator[Any]:
-    """Spark ``mapInArrow`` body: Arrow batches of input records (:data:`RECORD_FIELDS`) -> Arrow batches of
-    output rows (:data:`OUTPUT_FIELDS`), through ``chain.extract_many`` in batches of ``batch_size``. No Python
-    row objects cross between the JVM and Python: only Arrow columns."""
+def stage_records(records: Iterable[tuple], payload: dict[str, Any], staging: str, tag: str,
+                  factory: str | None = None) -> Iterator[Any]:
+    """A task's records through ``chain.extract_many`` in batches of ``batch_size``: the documents written under
+    ``staging`` (:class:`DocumentStager`), Arrow batches of :data:`STAGED_OUTPUT_FIELDS` rows returned, one per
+    record. The last batch comes after every file is written, so a task that ends has staged all it reports."""
     chain = chain_for(payload, factory)
     size = max(1, int(payload.get("batch_size") or 500))
     max_chars = int(payload.get("max_text_chars") or 20_000)
-    schema = output_arrow_schema()
-    for batch in batches:
-        cols = batch.to_pydict()
-        records = [record_from_columns(*values) for values in zip(*(cols[f] for f in RECORD_FIELDS), strict=True)]
-        for i in range(0, len(records), size):
-            yield to_arrow(process_batch(chain, records[i : i + size], max_chars), schema)
+    max_bytes = int(payload.get("backfill_stage_bytes") or STAGE_MAX_BYTES)
+    from extractor.batch.staging import DocumentStager
+
+    stager = DocumentStager(staging, settings_from_payload(payload), tag, max_bytes)
+    schema = staged_output_arrow_schema()
+    batch: list[tuple] = []
+    pending: list[tuple] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            pending += stager.take(process_batch(chain, batch, max_chars))
+            batch = []
+            if len(pending) >= ARROW_BATCH_ROWS:
+                yield to_arrow(pending, schema)
+                pending = []
+    if batch:
+        pending += stager.take(process_batch(chain, batch, max_chars))
+    stager.flush()
+    if pending:
+        yield to_arrow(pending, schema)

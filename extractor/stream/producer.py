@@ -29,7 +29,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -149,9 +149,11 @@ class Row:
 
 
 def iter_rows(fh: BinaryIO, source_file: str, *, patient_id_column: str, text_column: str,
-              timestamp_column: str, header: bool = True) -> Iterator[Row]:
+              timestamp_column: str, header: bool = True,
+              keep: Callable[[int], bool] | None = None) -> Iterator[Row]:
     """Parse a CSV byte stream into :class:`Row` objects (valid entry or poison). Raises ``ValueError`` if
-    the header lacks a configured column."""
+    the header lacks a configured column. ``keep(row_number)``, when given, selects the rows returned: the
+    others are only split off the stream, never validated (a backfill task takes its share of a file)."""
     lines = _RawLines(fh)
     reader = csv.reader(lines)
     names = [patient_id_column, text_column, timestamp_column]
@@ -178,15 +180,22 @@ def iter_rows(fh: BinaryIO, source_file: str, *, patient_id_column: str, text_co
             leftover = lines.take()
             if leftover.strip():  # unterminated quote at EOF in lenient mode
                 rownum += 1
+                if keep is not None and not keep(rownum):
+                    return
                 yield Row(rownum, leftover, error=m.PoisonMessage(R_MALFORMED, m.STAGE_PRODUCE, "csv: EOF"))
             return
         except csv.Error as exc:
             rownum += 1
+            if keep is not None and not keep(rownum):
+                lines.take()
+                continue
             yield Row(rownum, lines.take(), error=m.PoisonMessage(R_MALFORMED, m.STAGE_PRODUCE, f"csv: {exc}",
                                                                   "csv.Error"))
             continue
         rownum += 1
         raw = lines.take()
+        if keep is not None and not keep(rownum):
+            continue
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             yield Row(rownum, raw, blank=True)
             continue

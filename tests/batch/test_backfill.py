@@ -179,3 +179,27 @@ def test_chain_loaded_once_per_executor_process(spark: Any, first_run: tuple) ->
     # Python workers are reused between tasks: each one that ran a backfill task still holds its chain(s),
     # one per distinct chain setting, never one per task
     assert max(counts) <= 3
+
+
+def test_a_first_run_moves_the_workers_files_and_gives_the_same_documents(spark: Any, tmp_path: Path,
+                                                                          first_run: tuple) -> None:
+    """Without duplicates or an earlier output nothing is merged: the files the Python workers wrote become the
+    output as they are. Its documents equal those of the run that went through Spark's merge (the duplicate)."""
+    _, out_merged, _ = first_run
+    csv_path = write_csv(tmp_path / "entries.csv", sample_rows(), duplicate=False)
+    out = tmp_path / "out"
+    summary = backfill(load_settings(), csv_path, out, spark=spark)
+    assert summary.reconciled and summary.duplicates == 0 and summary.output_documents == summary.written
+    assert [p.name for p in out.iterdir() if p.name.startswith("_staging")] == []
+    assert all(f.name.startswith("part-") and len(f.name.split("-")) == 3
+               for f in (out / "documents").rglob("*.parquet"))  # part-TAG-FLUSH: written by the workers
+    ours, merged = _documents(spark, out), _documents(spark, out_merged)
+    assert set(ours) == set(merged) and len(ours) == summary.written
+    # the merged run's duplicate keeps its later row as its source
+    strip = lambda d: {k: v for k, v in d["document"].items() if k not in IGNORED | {"source"}}  # noqa: E731
+    for k, d in ours.items():
+        assert strip(d) == strip(merged[k])
+        same_row = d["document"]["source"] == merged[k]["document"]["source"]
+        skip = {"document"} if same_row else {"document", "content_hash"}  # the hash covers the source too
+        assert {c: v for c, v in d.items() if c not in skip} == {
+            c: v for c, v in merged[k].items() if c not in skip}

