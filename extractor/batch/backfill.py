@@ -13,7 +13,7 @@ whole), so it never carries, shuffles or encodes a document. Output:
   stages and headers and the original bytes in ``value``;
 * with ``--mongo``, the same documents upserted by ``_id`` with the sink's writer (``store.upsert_documents``).
 
-A first run (or one of new dates only, without duplicates) moves the staged date folders into place. Otherwise
+A first run (or one of new dates only, without duplicates) moves the files its tasks reported into place. Otherwise
 Spark merges: the same entry twice keeps its later row's document, and each touched date folder is rewritten as
 its previous documents + this run's (one file per date).
 Idempotent: a document is keyed by its ``_id`` in the Parquet output (the date partitions a run touches are
@@ -219,7 +219,7 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
         if not summary.duplicates and not touched and not (only_changed and previous is not None):
             # nothing to merge: the staged date folders are the output (a first run, or only new dates)
             summary.written = n_docs
-            moved = staging.move_date_folders(pystage, docs_dir, settings)
+            moved = staging.move_files(pystage, docs_dir, staged_files, settings)
             summary.output_documents = staging.count_rows(docs_dir, moved, settings)  # read back
             log.info("documents: %d date partitions moved under %s (%.1fs)", len(run_dates), docs_dir,
                      time.monotonic() - t0)

@@ -127,23 +127,21 @@ def keep_only(root: str, files: list[str], settings: Settings) -> int:
     return len(stray)
 
 
-def move_date_folders(src: str, dst: str, settings: Settings) -> list[str]:
-    """Move each ``date=*`` folder of ``src`` into ``dst``, which holds none of them (a first run, or new dates);
-    returns the moved files, relative to ``dst``."""
+def move_files(src: str, dst: str, files: list[str], settings: Settings) -> list[str]:
+    """Move exactly ``files`` (relative paths, ``date=.../part-...parquet``) from ``src`` to ``dst``, whose date
+    folders must not exist yet (a first run, or new dates); returns them. Only the files the run's successful
+    tasks reported move: whatever else is in ``src`` (a failed or speculative attempt's) stays behind."""
     fs, s = staging_filesystem(src, settings)
     _, d = staging_filesystem(dst, settings)
-    fs.makedirs(d, exist_ok=True)
-    moved: list[str] = []
-    for folder in fs.ls(s, detail=False):
-        name = folder.rstrip("/").rsplit("/", 1)[-1]
-        if not name.startswith("date="):
-            continue
+    folders = sorted({f.split("/", 1)[0] for f in files})
+    for name in folders:
         if fs.exists(f"{d}/{name}"):
             raise FileExistsError(f"{d}/{name} exists: the run's documents must be merged, not moved")
-        files = [_relative(p, s) for p in fs.find(folder)]
-        fs.mv(folder, f"{d}/{name}", recursive=True)
-        moved += files
-    return moved
+    for name in folders:
+        fs.makedirs(f"{d}/{name}", exist_ok=True)
+    for f in files:
+        fs.mv(f"{s}/{f}", f"{d}/{f}")
+    return list(files)
 
 
 def date_folders(root: str, settings: Settings) -> set[str]:

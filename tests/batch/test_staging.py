@@ -65,14 +65,28 @@ def test_keep_only_deletes_what_failed_attempts_left(tmp_path: Path) -> None:
     assert staging.keep_only(str(tmp_path), good.files, settings) == 2
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet")) == good.files
     out = tmp_path.parent / "out"
-    moved = staging.move_date_folders(str(tmp_path), str(out), settings)
+    moved = staging.move_files(str(tmp_path), str(out), good.files, settings)
     assert moved == good.files and staging.count_rows(str(out), moved, settings) == 1
     assert staging.date_folders(str(out), settings) == {"date=2024-01-01"}
     again = staging.DocumentStager(str(tmp_path), settings, "again")
     again.take([_doc_row(3, "2024-01-01")])
     again.flush()
     with pytest.raises(FileExistsError):  # an existing date folder is merged by Spark, never replaced here
-        staging.move_date_folders(str(tmp_path), str(out), settings)
+        staging.move_files(str(tmp_path), str(out), again.files, settings)
+
+
+def test_only_the_reported_files_move(tmp_path: Path) -> None:
+    """A file of an attempt that was still writing after the clean-up (speculation) never reaches the output."""
+    settings = load_settings()
+    good = staging.DocumentStager(str(tmp_path / "stage"), settings, "good")
+    good.take([_doc_row(1, "2024-01-01")])
+    good.flush()
+    late = staging.DocumentStager(str(tmp_path / "stage"), settings, "late")
+    late.take([_doc_row(1, "2024-01-01")])
+    late.flush()
+    out = tmp_path / "out"
+    assert staging.move_files(str(tmp_path / "stage"), str(out), good.files, settings) == good.files
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == good.files
 
 
 @pytest.mark.parametrize("shards", [1, 2, 3])
