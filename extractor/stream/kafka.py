@@ -187,14 +187,12 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        # long enough for a member to keep its session through a broker restart (about 5 s here, then the
-        # coordinator reloads its offsets): nobody rejoins, consumption resumes as soon as the broker answers. With
-        # the broker's minimum, 6 s, every session expired during a restart and the sink (a dynamic member) waited
-        # another 6 s to be assigned again: `bench soak --rate 1500` recovered from the restart in 37.7 s, with
-        # 10 s in 28.7 s. Static members (the workers) that are SIGKILLed rejoin under their instance id at once;
-        # a dynamic member that dies leaves its partitions for 10 s. The revoke callbacks commit without blocking
-        # (commit_offsets_nowait): a synchronous commit there once waited minutes on an absent coordinator.
-        "session.timeout.ms": 10_000,
+        # the broker's minimum: after a broker restart the group waits out the session of every member that
+        # will not come back (its member id is gone) before it assigns again; 10 s made the backlog of a restart
+        # longer. A session may now expire during a restart: the revoke callbacks commit without blocking
+        # (commit_offsets_nowait), since a synchronous commit there once waited minutes on the absent coordinator.
+        # A SIGKILLed static member restarts well within it (about 4 s, model load included).
+        "session.timeout.ms": 6_000,
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         "fetch.wait.max.ms": 50,
