@@ -79,7 +79,7 @@ CONFIDENCE = {"exact": 0.9, "curated": 0.95, "abbreviation": 0.8, "misspelling":
 FUZZY_CONF_RANGE = (0.3, 0.6)  # fuzzy precision measured ~0.35 on bc5cdr_dev
 FUZZY_MIN_LEN = 5
 STAGE_FUZZY_MIN_TERM_LEN = 6
-CACHE_FORMAT = 8  # bump when the pickled structure changes
+CACHE_FORMAT = 9  # bump when the pickled structure changes
 
 # Words: runs of letters/digits; every other non-space character is its own token. Hyphens are not tokens:
 # "Famotidine-associated" -> "Famotidine", "associated"; "alpha-methyldopa" == "alpha methyldopa".
@@ -284,6 +284,18 @@ class Lexicon:
     fuzzy_cutoff: float = DEFAULT_CUTOFF
     _index: QGramIndex | None = None
     _stage_index: QGramIndex | None = None
+
+    # ------------------------------------------------------------------ pickling (the compiled cache)
+    def __getstate__(self) -> dict[str, Any]:
+        # rows as plain tuples: unpickling 220,000 slotted dataclasses one by one (dataclasses' _dataclass_setstate
+        # looks up the fields for each) took 1.3 s of a worker's 3 s chain load; tuples unpickle in C
+        state = self.__dict__.copy()
+        state["rows"] = [(r.term, r.label, r.canonical, r.code, r.code_system, r.source, r.kind) for r in self.rows]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["rows"] = [Row(*t) for t in state["rows"]]
+        self.__dict__.update(state)
 
     # ------------------------------------------------------------------ loading
     @classmethod
