@@ -3,9 +3,9 @@
 The batch counterpart of the stream, for years of existing notes or a re-extraction after a lexicon or model
 change. Each Spark task reads its share of the input (a file, or every n-th row of one: no shuffle of the
 records), and its Python worker runs the whole path: parse, the chain (loaded once per process, ``extract_many``
-on batches of ``batch_size``) and the documents' Parquet, written by pyarrow into a staging folder laid out like
-the output (:mod:`extractor.batch.staging`). The JVM gets back one small Arrow row per record (dead letters
-whole), so it never carries, shuffles or encodes a document. Output:
+on batches of ``batch_size``) and the Parquet of documents and dead letters, written by pyarrow into a staging
+folder laid out like the output (:mod:`extractor.batch.staging`). The JVM gets back one small Arrow row per record
+(kind, id, reason, file), summed in one job, so it never carries, shuffles or encodes a document. Output:
 
 * ``DIR/documents/date=YYYY-MM-DD/*.parquet`` — the stream's enriched documents (same ``_id`` = entry id, same
   fields and versions; the full document as JSON in ``document``, its main fields as columns, ``content_hash``);
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 DOCUMENTS, DEAD_LETTER, STAGING = "documents", "dead_letter", "_staging"
 DOC_COLUMNS = (*rec.DOCUMENT_COLUMNS, "date")
-DLQ_COLUMNS = ("_id", "reason", "stage", "error_class", "error", "source_file", "source_row", "value", "headers")
 
 
 @dataclass
@@ -164,7 +163,6 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
              partitions: int | None = None, header: bool = True, chain_factory: str | None = None,
              since: str | None = None, until: str | None = None, topic: str | None = None) -> BackfillSummary:
     """Run the backfill; returns its summary (``summary.reconciled`` says whether every record is accounted for)."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     t0 = time.monotonic()
@@ -191,31 +189,28 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
     payload = rec.settings_payload(settings)
     columns = (settings.csv_patient_id_column, settings.csv_text_column, settings.csv_timestamp_column)
     try:
-        # one pass over the input: parse, the chain and the documents' Parquet in the Python workers; what comes
-        # back to the JVM is a small row per record (dead letters whole)
+        # one pass over the input: parse, the chain and the Parquet of documents and dead letters in the Python
+        # workers; what comes back to the JVM is a small row per record, summed in the same job (no cache)
         out = inputs.staged_output(spark, files, columns, n_parts, pystage, header=header, payload=payload,
-                                   factory=chain_factory).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = out.groupBy("kind", "reason").count().collect()  # runs the chain, once per record
-        log.info("extracted %d records in %.1fs", sum(r["count"] for r in counts), time.monotonic() - t0)
-        summary.read = sum(r["count"] for r in counts)
-        for r in counts:
-            if r["kind"] == rec.KIND_DEAD_LETTER:
-                summary.dead_lettered += r["count"]
-                summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + r["count"]
-        n_docs = sum(r["count"] for r in counts if r["kind"] == rec.KIND_DOCUMENT)
-        staged = out.filter(F.col("kind") == rec.KIND_DOCUMENT).select("_id", "date", "staged_file")
+                                   factory=chain_factory)
+        counts = _tally(out)  # runs the chain, once per record
+        summary.read = sum(counts.kinds.values())
+        summary.dead_lettered = counts.kinds.get(rec.KIND_DEAD_LETTER, 0)
+        summary.reasons = dict(counts.reasons)
+        summary.duplicates = counts.duplicates
+        n_docs = counts.kinds.get(rec.KIND_DOCUMENT, 0)
+        n_unique = n_docs - summary.duplicates
+        log.info("extracted %d records in %.1fs", summary.read, time.monotonic() - t0)
         # only the files this run's successful tasks report: a failed task attempt's files are left out
-        staged_files = sorted(r["staged_file"] for r in staged.select("staged_file").distinct().collect())
-        n_unique = staged.select("_id").distinct().count()
-        summary.duplicates = n_docs - n_unique
-        staging.keep_only(pystage, staged_files, settings)
+        staged_files, dead_files = counts.document_files, counts.dead_letter_files
+        staging.keep_only(pystage, staged_files + dead_files, settings)
 
         previous = None
         if _exists(spark, docs_dir):  # partition discovery reads date=YYYY-MM-DD as a date: back to our string
             previous = spark.read.parquet(docs_dir).withColumn("date", F.col("date").cast("string"))
         run_dates = {f.split("/", 1)[0] for f in staged_files}
         touched = run_dates & staging.date_folders(docs_dir, settings) if previous is not None else set()
-        written_ids = staged.select("_id")
+        written_ids = None  # None: every document of this run was written
         if not summary.duplicates and not touched and not (only_changed and previous is not None):
             # nothing to merge: the staged date folders are the output (a first run, or only new dates)
             summary.written = n_docs
@@ -226,11 +221,13 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
         else:
             written_ids = _merge(spark, pystage, staged_files, previous, only_changed, n_parts, merged_dir, docs_dir,
                                  summary, t0)
+            run_ids = _staged(spark, pystage, staged_files).select("_id").distinct()
             summary.output_documents = (spark.read.parquet(docs_dir).select("_id")
-                                        .join(staged.select("_id").distinct(), "_id", "left_semi").count())
+                                        .join(run_ids, "_id", "left_semi").count())
         summary.unchanged = n_unique - summary.written
-        (out.filter(F.col("kind") == rec.KIND_DEAD_LETTER).select(*DLQ_COLUMNS).withColumnRenamed("_id", "entry_id")
-         .write.mode("overwrite").parquet(dlq_dir))
+        moved_dead = staging.replace_dead_letters(pystage, dlq_dir, dead_files, settings)
+        if moved_dead != summary.dead_lettered:
+            raise RuntimeError(f"{moved_dead} dead letters in {dlq_dir}, {summary.dead_lettered} counted")
         log.info("dead letters written (%.1fs)", time.monotonic() - t0)
 
         if mongo and summary.written:
@@ -245,10 +242,13 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
                 w(iter(rows))
                 a.add(len(rows))
 
-            (spark.read.parquet(docs_dir).join(written_ids, "_id", "left_semi").select("document")
-             .foreachPartition(write_counting))
+            docs = spark.read.parquet(docs_dir)
+            if written_ids is None:  # the moved files: exactly this run's documents
+                docs = spark.read.parquet(*[f"{docs_dir}/{f}" for f in staged_files])
+            else:
+                docs = docs.join(written_ids, "_id", "left_semi")
+            docs.select("document").foreachPartition(write_counting)
             summary.mongo_upserted = acc.value
-        out.unpersist()
     finally:
         for path in (merged_dir, pystage):
             if _exists(spark, path):
@@ -267,10 +267,7 @@ def _merge(spark: Any, pystage: str, staged_files: list[str], previous: Any, onl
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    paths = [f"{pystage}/{f}" for f in staged_files]
-    run = (spark.read.option("basePath", pystage).parquet(*paths) if paths
-           else spark.createDataFrame([], _doc_schema()))
-    run = (run.withColumn("date", F.col("date").cast("string"))
+    run = (_staged(spark, pystage, staged_files).withColumn("date", F.col("date").cast("string"))
            .withColumn("source_file", F.get_json_object("document", "$.source.file"))
            .withColumn("source_row", F.get_json_object("document", "$.source.row").cast("long")))
     # the same entry twice in the input: one document, the later row's, as the stream's upserts leave it
@@ -300,6 +297,50 @@ def _merge(spark: Any, pystage: str, staged_files: list[str], previous: Any, onl
         moved = _swap_partitions(spark, merged_dir, docs_dir)
         log.info("documents: %d date partitions written under %s", moved, docs_dir)
     return to_write.select("_id")
+
+
+@dataclass
+class _Tally:
+    kinds: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    document_files: list[str] = field(default_factory=list)
+    dead_letter_files: list[str] = field(default_factory=list)
+
+
+def _tally(out: Any) -> _Tally:
+    """One Spark job over the staged output rows: records per (kind, reason, file) and, in the same aggregation
+    (grouping sets), the document ids seen more than once (the input's duplicates). Nothing is cached and the
+    rows are read once: any second action on ``out`` would run the chain again."""
+    from pyspark.sql import functions as F
+
+    doc_id = F.when(F.col("kind") == rec.KIND_DOCUMENT, F.col("_id"))
+    rows = (out.select("kind", "reason", "staged_file", doc_id.alias("doc_id"))
+            .groupingSets([["kind", "reason", "staged_file"], ["doc_id"]], "kind", "reason", "staged_file", "doc_id")
+            .agg(F.count(F.lit(1)).alias("n"), F.grouping("doc_id").alias("by_file"))
+            .filter((F.col("by_file") == 1) | (F.col("doc_id").isNotNull() & (F.col("n") > 1)))
+            .collect())
+    t = _Tally()
+    docs, dead = set(), set()
+    for r in rows:
+        if not r["by_file"]:  # an id seen n times: n - 1 duplicates
+            t.duplicates += r["n"] - 1
+            continue
+        t.kinds[r["kind"]] = t.kinds.get(r["kind"], 0) + r["n"]
+        if r["kind"] == rec.KIND_DEAD_LETTER:
+            t.reasons[r["reason"]] = t.reasons.get(r["reason"], 0) + r["n"]
+            dead.add(r["staged_file"])
+        else:
+            docs.add(r["staged_file"])
+    t.document_files, t.dead_letter_files = sorted(docs), sorted(dead)
+    return t
+
+
+def _staged(spark: Any, pystage: str, staged_files: list[str]) -> Any:
+    """The documents of this run's staged files (with their ``date`` from the folder names)."""
+    paths = [f"{pystage}/{f}" for f in staged_files]
+    return (spark.read.option("basePath", pystage).parquet(*paths) if paths
+            else spark.createDataFrame([], _doc_schema()))
 
 
 def _doc_schema() -> Any:

@@ -163,10 +163,11 @@ def unit_records(fmt: str, path: str, shard: int, shards: int, columns: tuple[st
     return jsonl_records(path, shard, shards)
 
 
-def _units_to_output(batches: Iterator[Any], columns: tuple[str, str, str], header: bool, payload: dict[str, Any],
-                     staging: str, factory: str | None) -> Iterator[Any]:
-    """``mapInArrow`` body: Arrow batches of work units -> the staged output rows of their records (parse, the
-    chain, documents written under ``staging``: :func:`extractor.batch.records.stage_records`)."""
+def _units_to_output(batches: Iterator[Any], units: list[tuple[str, str, int, int]], columns: tuple[str, str, str],
+                     header: bool, payload: dict[str, Any], staging: str, factory: str | None) -> Iterator[Any]:
+    """``mapInArrow`` body: Arrow batches of unit numbers (``id``, indexes into ``units``) -> the staged output rows
+    of their records (parse, the chain, documents and dead letters written under ``staging``:
+    :func:`extractor.batch.records.stage_records`)."""
     import uuid
 
     from extractor.batch import records as rec
@@ -175,8 +176,8 @@ def _units_to_output(batches: Iterator[Any], columns: tuple[str, str, str], head
 
     def records() -> Iterator[tuple]:
         for batch in batches:
-            d = batch.to_pydict()
-            for fmt, path, shard, shards in zip(d["format"], d["path"], d["shard"], d["shards"], strict=True):
+            for i in batch.column("id").to_pylist():
+                fmt, path, shard, shards = units[i]
                 yield from unit_records(fmt, path, shard, shards, columns, header, settings)
 
     yield from rec.stage_records(records(), payload, staging, uuid.uuid4().hex[:12], factory)
@@ -202,9 +203,9 @@ def staged_output(spark: Any, files: dict[str, list[str]], columns: tuple[str, s
                   staging: str, header: bool = True, payload: dict[str, Any] | None = None,
                   factory: str | None = None) -> Any:
     """One DataFrame with a row per input record (:data:`extractor.batch.records.STAGED_OUTPUT_FIELDS`), the
-    documents written under ``staging`` by the Python workers. CSV, JSON lines and archive objects are read,
-    parsed and extracted in the same task (:func:`work_units`: no shuffle of the records); Parquet is read by
-    Spark's reader and handed over as Arrow batches."""
+    documents and dead letters written under ``staging`` by the Python workers. CSV, JSON lines and archive
+    objects are read, parsed and extracted in the same task (:func:`work_units`: no shuffle of the records);
+    Parquet is read by Spark's reader and handed over as Arrow batches."""
     from pyspark.sql import functions as F
 
     from extractor.batch import records as rec
@@ -214,11 +215,12 @@ def staged_output(spark: Any, files: dict[str, list[str]], columns: tuple[str, s
     parts = []
     units = work_units(files, partitions)
     if units:
-        # one unit per partition (a repartition's round robin may put two units in one task and leave a core idle)
-        df = spark.createDataFrame(spark.sparkContext.parallelize(units, len(units)),
-                                   "format string, path string, shard int, shards int")
-        parts.append(df.mapInArrow(lambda it, c=columns, h=header, p=payload, s=staging, f=factory:
-                                   _units_to_output(it, c, h, p, s, f), schema))
+        # one unit per partition (a repartition's round robin may put two units in one task and leave a core idle):
+        # unit i is row i of a range, looked up in the task (a range is planned in the JVM alone: no DataFrame made
+        # from Python rows, whose schema parsing and conversion cost the driver a second)
+        df = spark.range(0, len(units), 1, len(units))
+        parts.append(df.mapInArrow(lambda it, u=units, c=columns, h=header, p=payload, s=staging, f=factory:
+                                   _units_to_output(it, u, c, h, p, s, f), schema))
     if files.get("parquet"):
         df = spark.read.parquet(*files["parquet"])
         for c in columns:

@@ -45,12 +45,17 @@ OUTPUT_FIELDS = (
 # a staged document file's columns (the documents' Parquet output; ``date`` is the folder, date=YYYY-MM-DD)
 DOCUMENT_COLUMNS = ("_id", "patient_id", "timestamp", "status", "illness", "medicine", "extractor_version",
                     "lexicon_version", "chain_version", "content_hash", "document")
-# the rows a staging task hands back to Spark, one per record: a dead letter whole, a document as its id, date
-# and the file it was staged in (its columns are in that file)
-STAGED_OUTPUT_FIELDS = ("kind", "_id", "date", "reason", "stage", "error_class", "error", "source_file",
-                        "source_row", "value", "headers", "staged_file")
+# the columns of the dead-letter Parquet (the dlq-topic's reasons, stages and headers, the original bytes in value)
+DEAD_LETTER_COLUMNS = ("entry_id", "reason", "stage", "error_class", "error", "source_file", "source_row", "value",
+                       "headers")
+# the rows a staging task hands back to Spark, one per record: its kind, id (documents), reason (dead letters)
+# and the file it was staged in (its columns are in that file); counts, files and duplicates come from these
+STAGED_OUTPUT_FIELDS = ("kind", "_id", "reason", "staged_file")
 NULL_DATE = "__HIVE_DEFAULT_PARTITION__"  # Spark's folder name for a null partition value
-STAGE_MAX_BYTES = 128 * 1024 * 1024  # documents buffered per task before they are written out (bounded memory)
+# document JSON buffered per task before it is written out (bounded memory: about 1.3x this in Arrow at the peak).
+# Each flush writes one file per date in the buffer, about 0.8 ms each: at 128 MB a 100,000-row task of 1,047
+# dates flushed twice (bench backfill), 2 of its 37 s
+STAGE_MAX_BYTES = 256 * 1024 * 1024
 
 # the input records as columns, for Spark DataFrames and Arrow batches (extractor.batch.inputs): a record's
 # payload spread over p0..p4 (strings; an entry's ``source`` as JSON), see :func:`record_columns`
@@ -169,15 +174,16 @@ def _dead_letter(rec: tuple, *, reason: str, stage: str, error_class: str, detai
 
 
 def _document(doc: dict[str, Any]) -> tuple:
-    """The output row of a document; ``document`` holds exactly the JSON the worker publishes for it."""
+    """The output row of a document (:data:`OUTPUT_FIELDS`); ``document`` holds exactly the JSON the worker
+    publishes for it."""
     ts = doc.get("timestamp")
     source = doc.get("source") or {}
-    values = {**{k: doc.get(k) for k in OUTPUT_FIELDS if k in doc}, "kind": KIND_DOCUMENT,
-              "source_file": source.get("file"), "source_row": source.get("row"),
-              "date": ts[:10] if isinstance(ts, str) and len(ts) >= 10 else None,
-              "content_hash": content_hash(doc),
-              "document": m.encode_json(doc).decode("utf-8")}
-    return tuple(values.get(f) for f in OUTPUT_FIELDS)
+    get = doc.get
+    return (KIND_DOCUMENT, get("_id"), ts[:10] if isinstance(ts, str) and len(ts) >= 10 else None,
+            get("patient_id"), ts, get("status"), get("illness"), get("medicine"), get("extractor_version"),
+            get("lexicon_version"), get("chain_version"), content_hash(doc), m.encode_json(doc).decode("utf-8"),
+            get("reason"), get("stage"), get("error_class"), get("error"), source.get("file"), source.get("row"),
+            get("value"), get("headers"))
 
 
 def process_batch(chain: Any, records: list[tuple], max_text_chars: int) -> list[tuple]:
@@ -257,8 +263,15 @@ def output_arrow_schema() -> Any:
 def staged_output_arrow_schema() -> Any:
     import pyarrow as pa
 
+    return pa.schema([pa.field(f, pa.string()) for f in STAGED_OUTPUT_FIELDS])
+
+
+def dead_letter_arrow_schema() -> Any:
+    """The dead-letter Parquet's schema (:data:`DEAD_LETTER_COLUMNS`)."""
+    import pyarrow as pa
+
     fields = {f.name: f for f in output_arrow_schema()}
-    return pa.schema([fields.get(f, pa.field(f, pa.string())) for f in STAGED_OUTPUT_FIELDS])
+    return pa.schema([fields["_id"].with_name("entry_id"), *(fields[c] for c in DEAD_LETTER_COLUMNS[1:])])
 
 
 def to_arrow(rows: list[tuple], schema: Any) -> Any:
@@ -284,16 +297,17 @@ def arrow_chunks(rows: Iterable[tuple], schema: Any, size: int = ARROW_BATCH_ROW
 
 def stage_records(records: Iterable[tuple], payload: dict[str, Any], staging: str, tag: str,
                   factory: str | None = None) -> Iterator[Any]:
-    """A task's records through ``chain.extract_many`` in batches of ``batch_size``: the documents written under
-    ``staging`` (:class:`DocumentStager`), Arrow batches of :data:`STAGED_OUTPUT_FIELDS` rows returned, one per
-    record. The last batch comes after every file is written, so a task that ends has staged all it reports."""
+    """A task's records through ``chain.extract_many`` in batches of ``batch_size``: the documents and dead letters
+    written under ``staging`` (:class:`OutputStager`), Arrow batches of :data:`STAGED_OUTPUT_FIELDS` rows
+    returned, one per record. The last batch comes after every file is written, so a task that ends has staged
+    all it reports."""
     chain = chain_for(payload, factory)
     size = max(1, int(payload.get("batch_size") or 500))
     max_chars = int(payload.get("max_text_chars") or 20_000)
     max_bytes = int(payload.get("backfill_stage_bytes") or STAGE_MAX_BYTES)
-    from extractor.batch.staging import DocumentStager
+    from extractor.batch.staging import OutputStager
 
-    stager = DocumentStager(staging, settings_from_payload(payload), tag, max_bytes)
+    stager = OutputStager(staging, settings_from_payload(payload), tag, max_bytes)
     schema = staged_output_arrow_schema()
     batch: list[tuple] = []
     pending: list[tuple] = []

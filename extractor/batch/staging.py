@@ -1,11 +1,14 @@
-"""The backfill's documents, written by the Python workers themselves, then moved into place by the driver.
+"""The backfill's documents and dead letters, written by the Python workers themselves, then moved into place by
+the driver.
 
-A Spark task that runs the chain also writes its documents as Parquet (pyarrow) into a staging folder laid out
-like the output, ``date=YYYY-MM-DD/part-TAG-FLUSH.parquet``, and hands the JVM back one small row per record
-(which file holds the document). The JVM never carries, shuffles or encodes a document's JSON: on a first run
-(or a run of new dates only) the driver deletes what failed task attempts left, then moves the date folders into
-the output. Everything here goes through fsspec (the storage layer of :mod:`extractor.storage` for ``gs://`` and
-``s3://`` URLs, the local filesystem for paths), so it runs in a Spark Python worker, on the driver or in a test.
+A Spark task that runs the chain also writes its documents and dead letters as Parquet (pyarrow) into a staging
+folder laid out like the output, ``date=YYYY-MM-DD/part-TAG-FLUSH.parquet`` and
+``dead_letter/part-TAG-FLUSH.parquet``, and hands the JVM back one small row per record (kind, id, reason, which
+file holds it). The JVM never carries, shuffles or encodes a document or a dead letter: the driver deletes what
+failed task attempts left, then moves the files into the output (on a first run, or a run of new dates only;
+otherwise Spark merges the documents). Everything here goes through fsspec (the storage layer of
+:mod:`extractor.storage` for ``gs://`` and ``s3://`` URLs, the local filesystem for paths), so it runs in a Spark
+Python worker, on the driver or in a test.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import logging
 from typing import Any
 
 from extractor.batch.records import (
+    DEAD_LETTER_COLUMNS,
     DOCUMENT_COLUMNS,
     KIND_DOCUMENT,
     NULL_DATE,
     OUTPUT_FIELDS,
     STAGE_MAX_BYTES,
-    STAGED_OUTPUT_FIELDS,
+    dead_letter_arrow_schema,
     to_arrow,
 )
 from extractor.config import Settings
@@ -38,76 +42,83 @@ def staging_filesystem(root: str, settings: Settings) -> tuple[Any, str]:
     return fsspec.filesystem("file"), root.removeprefix("file://").rstrip("/")
 
 
-class DocumentStager:
-    """Writes one task's documents as Parquet, one file per date folder per flush:
-    ``ROOT/date=YYYY-MM-DD/part-TAG-FLUSH.parquet``, the documents' output layout.
+DEAD_LETTER_DIR = "dead_letter"  # the staging folder's dead letters: dead_letter/part-TAG-FLUSH.parquet
+
+
+class OutputStager:
+    """Writes one task's documents and dead letters as Parquet, one file per date folder (documents) and one file
+    of dead letters per flush: ``ROOT/date=YYYY-MM-DD/part-TAG-FLUSH.parquet`` (the documents' output layout) and
+    ``ROOT/dead_letter/part-TAG-FLUSH.parquet``.
 
     ``TAG`` is unique per task attempt: a failed attempt's files are never among the files its successful
-    retry reports (each document row names its file), and :func:`keep_only` deletes them. Documents are
-    buffered as Arrow until about ``max_bytes`` of document text, then written sorted by date."""
+    retry reports (each row names its file), and :func:`keep_only` deletes them. Rows are buffered as Arrow until
+    about ``max_bytes`` of document text, then written, documents sorted by date."""
 
     def __init__(self, root: str, settings: Settings, tag: str, max_bytes: int = STAGE_MAX_BYTES) -> None:
         self.tag, self.max_bytes = tag, max_bytes
         self.fs, self.base = staging_filesystem(root, settings)
         self.flushes = 0
         self.files: list[str] = []
-        self._chunks: list[Any] = []
+        self._by_date: dict[str, list[tuple]] = {}  # documents buffered, by date (DOCUMENT_COLUMNS)
+        self._dead: list[tuple] = []
         self._bytes = 0
         self._idx = [OUTPUT_FIELDS.index(c) for c in DOCUMENT_COLUMNS]
+        self._dead_idx = [OUTPUT_FIELDS.index("_id" if c == "entry_id" else c) for c in DEAD_LETTER_COLUMNS]
         self._date, self._doc = OUTPUT_FIELDS.index("date"), OUTPUT_FIELDS.index("document")
-        # what goes back to Spark of a record (STAGED_OUTPUT_FIELDS; a document's other columns are in its file)
-        self._back = [OUTPUT_FIELDS.index(c) for c in STAGED_OUTPUT_FIELDS[:-1]]
-        self._id = OUTPUT_FIELDS.index("_id")
+        self._id, self._reason = OUTPUT_FIELDS.index("_id"), OUTPUT_FIELDS.index("reason")
+        self._schema, self._dead_schema = staged_schema(), dead_letter_arrow_schema()
 
     def take(self, rows: list[tuple]) -> list[tuple]:
-        """Output rows (``OUTPUT_FIELDS``) -> rows of ``STAGED_OUTPUT_FIELDS``: each document buffered for
-        writing and returned without its big columns, naming the file it will be in; dead letters as they are."""
-        docs: list[tuple] = []
+        """Output rows (``OUTPUT_FIELDS``) -> rows of ``STAGED_OUTPUT_FIELDS`` (kind, id, reason, the file it will
+        be in): each document and dead letter buffered for writing."""
         out: list[tuple] = []
+        idx, date_i, doc_i, id_i, by_date = self._idx, self._date, self._doc, self._id, self._by_date
+        dead_file = f"{DEAD_LETTER_DIR}/part-{self.tag}-{self.flushes:04d}.parquet"
+        part = f"part-{self.tag}-{self.flushes:04d}.parquet"
         for row in rows:
             if row[0] != KIND_DOCUMENT:
-                out.append((*(row[i] for i in self._back), None))
+                self._dead.append(tuple(row[i] for i in self._dead_idx))
+                out.append((row[0], row[id_i], row[self._reason], dead_file))
                 continue
-            date = row[self._date] or NULL_DATE
-            docs.append((*(row[i] for i in self._idx), date))
-            self._bytes += len(row[self._doc] or "")
-            file = f"date={date}/part-{self.tag}-{self.flushes:04d}.parquet"
-            out.append((KIND_DOCUMENT, row[self._id], row[self._date], *(None,) * 8, file))
-        if docs:
-            self._chunks.append(to_arrow(docs, staged_schema()))
+            date = row[date_i] or NULL_DATE
+            docs = by_date.get(date)
+            if docs is None:
+                docs = by_date[date] = []
+            docs.append(tuple(row[i] for i in idx))
+            self._bytes += len(row[doc_i] or "")
+            out.append((KIND_DOCUMENT, row[id_i], None, f"date={date}/{part}"))
         if self._bytes >= self.max_bytes:
             self.flush()
         return out
 
     def flush(self) -> None:
-        """Write the buffered documents, one file per date."""
+        """Write the buffered documents, one file per date, and the buffered dead letters, one file."""
         import pyarrow as pa
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        if not self._chunks:
-            return
-        table = pa.Table.from_batches(self._chunks)
-        table = table.take(pc.sort_indices(table, sort_keys=[("date", "ascending")]))
-        dates = table.column("date").to_pylist()
-        table = table.drop_columns(["date"])
-        start = 0
-        for i in range(1, len(dates) + 1):
-            if i == len(dates) or dates[i] != dates[start]:
-                name = f"date={dates[start]}/part-{self.tag}-{self.flushes:04d}.parquet"
-                path = f"{self.base}/{name}"
-                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-                pq.write_table(table.slice(start, i - start), path, filesystem=self.fs)
-                self.files.append(name)
-                start = i
-        self.flushes += 1
-        self._chunks, self._bytes = [], 0
+        if self._dead:
+            name = f"{DEAD_LETTER_DIR}/part-{self.tag}-{self.flushes:04d}.parquet"
+            self.fs.makedirs(f"{self.base}/{DEAD_LETTER_DIR}", exist_ok=True)
+            pq.write_table(pa.Table.from_batches([to_arrow(self._dead, self._dead_schema)]), f"{self.base}/{name}",
+                           filesystem=self.fs)
+            self.files.append(name)
+        for date in sorted(self._by_date):  # one file per date: its rows become Arrow only here
+            name = f"date={date}/part-{self.tag}-{self.flushes:04d}.parquet"
+            path = f"{self.base}/{name}"
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            pq.write_table(pa.Table.from_batches([to_arrow(self._by_date[date], self._schema)]), path,
+                           filesystem=self.fs)
+            self.files.append(name)
+        if self._dead or self._by_date:
+            self.flushes += 1
+        self._by_date, self._dead, self._bytes = {}, [], 0
 
 
 def staged_schema() -> Any:
+    """A staged document file's columns (its date is the folder's name)."""
     import pyarrow as pa
 
-    return pa.schema([pa.field(c, pa.string()) for c in (*DOCUMENT_COLUMNS, "date")])
+    return pa.schema([pa.field(c, pa.string()) for c in DOCUMENT_COLUMNS])
 
 
 def keep_only(root: str, files: list[str], settings: Settings) -> int:
@@ -142,6 +153,26 @@ def move_files(src: str, dst: str, files: list[str], settings: Settings) -> list
     for f in files:
         fs.mv(f"{s}/{f}", f"{d}/{f}")
     return list(files)
+
+
+def replace_dead_letters(src: str, dst: str, files: list[str], settings: Settings) -> int:
+    """This run's dead-letter files (``dead_letter/part-...parquet`` under ``src``) become the folder ``dst``: what
+    an earlier run left there is deleted first (each run's dead letters replace the last). With no dead letters,
+    ``dst`` holds one empty file with the schema, so a reader still finds the columns. Returns the rows moved."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, s = staging_filesystem(src, settings)
+    _, d = staging_filesystem(dst, settings)
+    if fs.exists(d):
+        fs.rm(d, recursive=True)
+    fs.makedirs(d, exist_ok=True)
+    for f in files:
+        fs.mv(f"{s}/{f}", f"{d}/{f.rsplit('/', 1)[-1]}")
+    if not files:
+        pq.write_table(pa.Table.from_batches([], schema=dead_letter_arrow_schema()), f"{d}/part-empty.parquet",
+                       filesystem=fs)
+    return count_rows(d, [f.rsplit("/", 1)[-1] for f in files], settings)
 
 
 def date_folders(root: str, settings: Settings) -> set[str]:

@@ -305,15 +305,35 @@ def decode_entry(value: bytes | None, *, max_text_chars: int = 20_000) -> Entry:
 # --- the enriched document ------------------------------------------------------------------------------
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _clean(value: Any) -> Any:
-    """FerretDB-safe: no '.'/'$'-leading keys, no NaN/Infinity, no nested arrays (flattened to strings)."""
+    """FerretDB-safe: no '.'/'$'-leading keys, no NaN/Infinity, no nested arrays (flattened to strings).
+
+    A flat dict that is safe already (an entity's ``details``, nearly always) is returned as it is, not copied."""
     if isinstance(value, dict):
+        for k, v in value.items():
+            if type(k) is not str or "." in k or k[:1] == "$" or (
+                    type(v) not in _PLAIN and not (type(v) is float and math.isfinite(v))):
+                break
+        else:
+            return value
         return {_clean_key(str(k)): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json.dumps(v) if isinstance(v, (list, tuple)) else _clean(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _clean_entity(e: Mapping[str, Any]) -> Any:
+    """An entity dict with FerretDB-safe ``details`` (a copy only when they had to change)."""
+    details = e.get("details")
+    if not details:
+        return e
+    clean = _clean(details)
+    return e if clean is details else {**e, "details": clean}
 
 
 def _clean_key(k: str) -> str:
@@ -340,11 +360,9 @@ def build_processed(entry: Entry, result: Mapping[str, Any], *, extractor_versio
     for key in ("illnesses", "medicines"):
         # an entity's own fields are typed scalars (extractor.chain.model.Entity.to_dict); only its free-form
         # `details` can hold keys or values FerretDB refuses
-        doc[key] = [{**e, "details": _clean(e["details"])} if e.get("details") else e for e in result.get(key, [])]
+        doc[key] = [_clean_entity(e) for e in result.get(key, [])]
     if "substances" in result:  # lab analytes / body substances (not medicines); absent from older results
-        doc["substances"] = [
-            {**e, "details": _clean(e["details"])} if e.get("details") else e for e in result["substances"]
-        ]
+        doc["substances"] = [_clean_entity(e) for e in result["substances"]]
     # one flat, indexed list of the codes found ("illness:I10", "medicine:DB00722"): one multikey index serves
     # the code queries of both kinds (two indexes on illnesses.code / medicines.code cost PostgreSQL ~0.06 ms of
     # CPU per document each, measured with bench pipeline)

@@ -74,9 +74,9 @@ def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict, tmp_p
     assert [o["kind"] for o in out] == [e["kind"] for e in expected]
 
     def key(r: dict) -> tuple:
-        return (r["kind"], str(r["_id"]), str(r["reason"]), str(r["source_file"]), str(r["source_row"]))
+        return (r["kind"], str(r["_id"]), str(r["reason"]))  # unique among these records
 
-    staged = {r["_id"]: r for f in {o["staged_file"] for o in out if o["staged_file"]}
+    staged = {r["_id"]: r for f in {o["staged_file"] for o in out if o["kind"] == rec.KIND_DOCUMENT}
               for r in pq.read_table(tmp_path / f).to_pylist()}
     for o, e in zip(sorted(out, key=key), sorted(expected, key=key), strict=True):
         if e["kind"] == rec.KIND_DOCUMENT:  # the row names the file; the file holds the document's columns
@@ -88,9 +88,18 @@ def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict, tmp_p
             assert ({k: v for k, v in json.loads(doc["document"]).items() if k not in strip}
                     == {k: v for k, v in json.loads(e["document"]).items() if k not in strip})
             continue
-        for r in (o, e):  # the dead-letter time differs between the two runs
-            r["headers"] = {k: v for k, v in dict(r["headers"]).items() if k != m.H_FAILED_AT} if r["headers"] else None
         assert {k: v for k, v in o.items() if k != "staged_file"} == {k: e[k] for k in rec.STAGED_OUTPUT_FIELDS[:-1]}
+        # the dead letter is in the file its row names, with the dead-letter columns
+        assert o["staged_file"].startswith("dead_letter/part-")
+        dead = pq.read_table(tmp_path / o["staged_file"]).to_pylist()
+        assert list(dead[0]) == list(rec.DEAD_LETTER_COLUMNS)
+        found = [d for d in dead if (d["source_file"], d["source_row"], d["reason"])
+                 == (e["source_file"], e["source_row"], e["reason"])]
+        assert len(found) == 1
+        for r in (found[0], e):  # the dead-letter time differs between the two runs
+            r["headers"] = {k: v for k, v in dict(r["headers"]).items() if k != m.H_FAILED_AT} if r["headers"] else None
+        assert {k: found[0][k] for k in rec.DEAD_LETTER_COLUMNS[1:]} == {k: e[k] for k in rec.DEAD_LETTER_COLUMNS[1:]}
+        assert found[0]["entry_id"] == e["_id"]
 
 
 def test_content_hash_ignores_times_and_versions() -> None:
@@ -126,3 +135,17 @@ def test_sasl_password_from_a_mounted_file(tmp_path) -> None:
     assert s.kafka_common().get("sasl.password") == "s3cret"
     with pytest.raises(ValueError):
         Settings(sasl_password_file=tmp_path / "missing")
+
+
+def test_document_row_follows_output_fields() -> None:
+    """``_document`` writes its tuple out by position: every column in OUTPUT_FIELDS' place."""
+    doc = {"_id": "a", "patient_id": "P1", "timestamp": "2024-03-04T05:06:07Z", "status": "resolved", "illness": "flu",
+           "medicine": None, "extractor_version": "e", "lexicon_version": "l", "chain_version": "c", "reason": None,
+           "source": {"file": "f.csv", "row": 7}, "text": "flu"}
+    row = dict(zip(rec.OUTPUT_FIELDS, rec._document(doc), strict=True))
+    assert row == {"kind": rec.KIND_DOCUMENT, "_id": "a", "date": "2024-03-04", "patient_id": "P1",
+                   "timestamp": "2024-03-04T05:06:07Z", "status": "resolved", "illness": "flu", "medicine": None,
+                   "extractor_version": "e", "lexicon_version": "l", "chain_version": "c",
+                   "content_hash": rec.content_hash(doc), "document": json.dumps(doc, separators=(",", ":")),
+                   "reason": None, "stage": None, "error_class": None, "error": None, "source_file": "f.csv",
+                   "source_row": 7, "value": None, "headers": None}

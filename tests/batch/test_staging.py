@@ -34,7 +34,7 @@ def _dead_row(i: int) -> tuple:
 def test_stager_writes_each_document_into_the_file_its_row_names(tmp_path: Path) -> None:
     settings = load_settings()
     # a tiny buffer: a flush after every batch, so documents of one date land in several files
-    stager = staging.DocumentStager(str(tmp_path), settings, "t1", max_bytes=1)
+    stager = staging.OutputStager(str(tmp_path), settings, "t1", max_bytes=1)
     dates = ["2024-01-02", "2024-01-01", None, "2024-01-02"]
     out = stager.take([_doc_row(i, d) for i, d in enumerate(dates)] + [_dead_row(9)])
     out += stager.take([_doc_row(10, "2024-01-01")])
@@ -42,24 +42,48 @@ def test_stager_writes_each_document_into_the_file_its_row_names(tmp_path: Path)
     assert len(out) == 6 and all(len(r) == len(rec.STAGED_OUTPUT_FIELDS) for r in out)
     rows = [dict(zip(rec.STAGED_OUTPUT_FIELDS, r, strict=True)) for r in out]
     dead = [r for r in rows if r["kind"] == rec.KIND_DEAD_LETTER]
-    assert len(dead) == 1 and dead[0]["staged_file"] is None and dead[0]["value"] == b"{"
+    assert dead == [{"kind": rec.KIND_DEAD_LETTER, "_id": None, "reason": "not_json",
+                     "staged_file": "dead_letter/part-t1-0000.parquet"}]
     files = sorted(stager.files)
-    assert files == sorted({r["staged_file"] for r in rows if r["staged_file"]})
+    assert files == sorted({r["staged_file"] for r in rows})
     assert files == ["date=2024-01-01/part-t1-0000.parquet", "date=2024-01-01/part-t1-0001.parquet",
-                     "date=2024-01-02/part-t1-0000.parquet", f"date={rec.NULL_DATE}/part-t1-0000.parquet"]
+                     "date=2024-01-02/part-t1-0000.parquet", f"date={rec.NULL_DATE}/part-t1-0000.parquet",
+                     "dead_letter/part-t1-0000.parquet"]
     for r in rows:
-        if r["staged_file"]:  # the document is in the named file, with the output's columns (date: the folder)
-            table = pq.read_table(tmp_path / r["staged_file"], partitioning=None)
+        table = pq.read_table(tmp_path / r["staged_file"], partitioning=None)
+        if r["kind"] == rec.KIND_DOCUMENT:  # in the named file, with the output's columns (date: the folder)
             assert table.column_names == list(rec.DOCUMENT_COLUMNS)
             assert r["_id"] in table.column("_id").to_pylist()
+        else:  # the dead letter whole: the original bytes, the headers, the row it came from
+            assert table.column_names == list(rec.DEAD_LETTER_COLUMNS)
+            assert table.to_pylist() == [{
+                "entry_id": None, "reason": "not_json", "stage": "decode", "error_class": None, "error": None,
+                "source_file": "f.jsonl", "source_row": 9, "value": b"{", "headers": [("reason", "not_json")]}]
+
+
+def test_dead_letters_replace_the_last_runs(tmp_path: Path) -> None:
+    settings = load_settings()
+    stager = staging.OutputStager(str(tmp_path / "stage"), settings, "t1")
+    stager.take([_dead_row(1), _dead_row(2), _doc_row(3, "2024-01-01")])
+    stager.flush()
+    dead = [f for f in stager.files if f.startswith("dead_letter/")]
+    out = tmp_path / "out" / "dead_letter"
+    out.mkdir(parents=True)
+    (out / "part-old.parquet").write_bytes(b"an earlier run's")
+    assert staging.replace_dead_letters(str(tmp_path / "stage"), str(out), dead, settings) == 2
+    assert [p.name for p in out.iterdir()] == ["part-t1-0000.parquet"]
+    # a run without dead letters leaves an empty file with the columns, so readers still find them
+    assert staging.replace_dead_letters(str(tmp_path / "stage"), str(out), [], settings) == 0
+    table = pq.read_table(out)
+    assert table.num_rows == 0 and table.column_names == list(rec.DEAD_LETTER_COLUMNS)
 
 
 def test_keep_only_deletes_what_failed_attempts_left(tmp_path: Path) -> None:
     settings = load_settings()
-    good = staging.DocumentStager(str(tmp_path), settings, "good")
+    good = staging.OutputStager(str(tmp_path), settings, "good")
     good.take([_doc_row(1, "2024-01-01")])
     good.flush()
-    failed = staging.DocumentStager(str(tmp_path), settings, "failed")  # an attempt whose rows never arrived
+    failed = staging.OutputStager(str(tmp_path), settings, "failed")  # an attempt whose rows never arrived
     failed.take([_doc_row(1, "2024-01-01"), _doc_row(2, "2024-01-03")])
     failed.flush()
     assert staging.keep_only(str(tmp_path), good.files, settings) == 2
@@ -68,7 +92,7 @@ def test_keep_only_deletes_what_failed_attempts_left(tmp_path: Path) -> None:
     moved = staging.move_files(str(tmp_path), str(out), good.files, settings)
     assert moved == good.files and staging.count_rows(str(out), moved, settings) == 1
     assert staging.date_folders(str(out), settings) == {"date=2024-01-01"}
-    again = staging.DocumentStager(str(tmp_path), settings, "again")
+    again = staging.OutputStager(str(tmp_path), settings, "again")
     again.take([_doc_row(3, "2024-01-01")])
     again.flush()
     with pytest.raises(FileExistsError):  # an existing date folder is merged by Spark, never replaced here
@@ -78,10 +102,10 @@ def test_keep_only_deletes_what_failed_attempts_left(tmp_path: Path) -> None:
 def test_only_the_reported_files_move(tmp_path: Path) -> None:
     """A file of an attempt that was still writing after the clean-up (speculation) never reaches the output."""
     settings = load_settings()
-    good = staging.DocumentStager(str(tmp_path / "stage"), settings, "good")
+    good = staging.OutputStager(str(tmp_path / "stage"), settings, "good")
     good.take([_doc_row(1, "2024-01-01")])
     good.flush()
-    late = staging.DocumentStager(str(tmp_path / "stage"), settings, "late")
+    late = staging.OutputStager(str(tmp_path / "stage"), settings, "late")
     late.take([_doc_row(1, "2024-01-01")])
     late.flush()
     out = tmp_path / "out"
