@@ -90,6 +90,9 @@ def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-
         "spark.sql.sources.partitionOverwriteMode": "static",
         # rows per Arrow batch handed to a Python worker (mapInArrow): bounded memory per task
         "spark.sql.execution.arrow.maxRecordsPerBatch": "2000",
+        # the Python daemon loads the chain once and forks the workers with it (extractor.batch.daemon): one load
+        # per executor instead of one per core, its memory shared
+        "spark.python.daemon.module": "extractor.batch.daemon",
     }
     if master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
