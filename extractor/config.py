@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     ner_batch_size: int = 256  # sentences per spaCy batch
     max_text_chars: int = 20_000  # longer entries are dead-lettered as too_long
     min_confidence: float = Field(0.2, ge=0.0, le=1.0, description="drop entities below this calibrated confidence")
+    # backfill: Spark's Python daemon loads the chain before it forks the workers (one load per executor, shared)
+    backfill_preload_chain: bool = True
 
     # --- Kafka ------------------------------------------------------------------------------------
     bootstrap_servers: str = "127.0.0.1:9092"  # Kafka brokers

@@ -8,15 +8,14 @@ copy-on-write (the chain is frozen out of the garbage collector's generations, w
 copy its pages: :func:`extractor.chain.engine.settle_heap`). A worker whose backfill asks for other settings (a
 ``--config`` naming another lexicon, say) loads its own, as before (:func:`extractor.batch.records.chain_for`).
 
-``EXTRACTOR_DAEMON_PRELOAD=0`` in the executor's environment turns the preload off; a preload that fails is
-logged on stderr and leaves the workers to load (and report) the chain themselves.
+``EXTRACTOR_BACKFILL_PRELOAD_CHAIN=false`` in the executor's environment turns the preload off; a preload that
+fails is logged on stderr and leaves the workers to load (and report) the chain themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
 
@@ -25,8 +24,6 @@ log = logging.getLogger(__name__)
 
 def preload() -> bool:
     """Load the chain of this process's settings into :mod:`extractor.batch.records`' cache; True when it did."""
-    if os.environ.get("EXTRACTOR_DAEMON_PRELOAD", "1") == "0":
-        return False
     t0 = time.monotonic()
     try:
         # stdout is the daemon's channel to the JVM (it writes its port there): nothing else may go to it
@@ -34,7 +31,10 @@ def preload() -> bool:
             from extractor.batch import records as rec
             from extractor.config import load_settings
 
-            rec.chain_for(rec.settings_payload(load_settings()))
+            settings = load_settings()
+            if not settings.backfill_preload_chain:
+                return False
+            rec.chain_for(rec.settings_payload(settings))
     except Exception as exc:  # noqa: BLE001 - the workers load the chain themselves and report the error
         print(f"extractor daemon: chain not preloaded ({type(exc).__name__}: {exc})", file=sys.stderr)
         return False

@@ -304,7 +304,7 @@ def stage_records(records: Iterable[tuple], payload: dict[str, Any], staging: st
     chain = chain_for(payload, factory)
     size = max(1, int(payload.get("batch_size") or 500))
     max_chars = int(payload.get("max_text_chars") or 20_000)
-    max_bytes = int(payload.get("backfill_stage_bytes") or STAGE_MAX_BYTES)
+    max_bytes = STAGE_MAX_BYTES
     from extractor.batch.staging import OutputStager
 
     stager = OutputStager(staging, settings_from_payload(payload), tag, max_bytes)

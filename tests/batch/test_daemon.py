@@ -25,7 +25,7 @@ def test_preload_failure_is_reported_on_stderr_and_not_fatal(monkeypatch: pytest
 
 
 def test_preload_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EXTRACTOR_DAEMON_PRELOAD", "0")
+    monkeypatch.setenv("EXTRACTOR_BACKFILL_PRELOAD_CHAIN", "false")
     assert daemon.preload() is False
 
 
