@@ -12,8 +12,9 @@ means there, whatever a lexicon or the model would have said:
   pneumonia); when the entity is only the long form's head ("heparin-induced thrombocytopenia (HIT)"), the short
   form keeps that label;
 * when the long form holds no entity and is not a lexicon term ("primary care physician (PCP)", "left ventricle
-  (LV)"), entities on exactly the short form's words are dropped: the text says it means something else. A finding made of a change
-  and an organ ("dilated left ventricle (LV)", extractor/chain/findings.py) abbreviates the organ only.
+  (LV)"), entities on exactly the short form's words are dropped: the text says it means something else. A
+  finding made of a change and an organ ("dilated left ventricle (LV)", extractor/chain/findings.py) abbreviates
+  the organ only.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def long_form(text: str, end: int, short: str) -> tuple[int, int] | None:
     at most min(len + 5, 2 * len) words."""
     start = max(0, end - 200)
     cut = None
-    for cut in _CLAUSE_END.finditer(text, start, end):
+    for cut in _CLAUSE_END.finditer(text, start, end):  # noqa: B007 - the last clause end before the short form
         pass
     if cut is not None:
         start = cut.end()

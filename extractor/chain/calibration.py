@@ -89,7 +89,8 @@ _NARRATIVE = re.compile(
     r"|ECG|EKG|electrocardiogram|TEE|TTE|histology|pathology|cytology|smear|culture)\b[^.;]{0,60}?"
     r"\b(?:showed|revealed|demonstrated|disclosed|documented|confirmed)\b"
     r"|\((?:see )?fig(?:ure|\.)?\s*\.?\s*\d|\bat (?:the )?age of \d+|\bat age \d+"
-    r"|\bin (?:his|her) (?:early |late |mid-?)?\d0s\b|\((?:normal|reference)(?: range| value)?s?\s*[:,]?\s*[<>≤≥]?\s*\d",
+    r"|\bin (?:his|her) (?:early |late |mid-?)?\d0s\b"
+    r"|\((?:normal|reference)(?: range| value)?s?\s*[:,]?\s*[<>≤≥]?\s*\d",
     re.IGNORECASE,
 )
 
