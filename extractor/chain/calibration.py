@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extractor.chain.first_chars import guarded
 from extractor.chain.model import Entity
 from extractor.config import REPO_ROOT
 
@@ -76,7 +77,7 @@ def length_band(text: str, genre: str = "") -> str:
 # They are rare in abstracts, criteria and problem lists (under 5 % of BC5CDR / NCBI / Chia dev sentences, over
 # 90 % of MACCROBAT passages), and the same evidence is right less often there: a case report annotates the
 # finding ("mass") where the chain returns the longer phrase, and names far more tests, sites and procedures.
-_NARRATIVE = re.compile(
+_NARRATIVE = guarded(re.compile(
     r"\b\d+[- ](?:year|yr|month|week|day)s?[- ]old\b|\b(?:presented|was admitted|was referred|was diagnosed"
     r"|was treated|was started|on (?:physical )?examination|on admission|the patient|our patient"
     r"|(?:he|she) (?:was|had|has|is|developed|underwent|received|complained|denied|reported)|his|her"
@@ -92,7 +93,7 @@ _NARRATIVE = re.compile(
     r"|\bin (?:his|her) (?:early |late |mid-?)?\d0s\b"
     r"|\((?:normal|reference)(?: range| value)?s?\s*[:,]?\s*[<>≤≥]?\s*\d",
     re.IGNORECASE,
-)
+))  # guarded: the same matches, tried only where a cue's first character is (extractor.chain.first_chars)
 
 
 def narrative(text: str) -> bool:
