@@ -151,6 +151,147 @@ def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], component
     return False
 
 
+class OffsetCommitter:
+    """The offsets a loop has finished (its output durable) and their commits, which never block the poll loop.
+
+    A synchronous commit can wait for ever: after a broker restart the session of a consumer blocked in
+    ``commit`` expires, librdkafka needs the application's next poll to serve the revoke before it rejoins,
+    and the commit waits for the group it cannot rejoin (a 4-minute soak's sink hung so with static
+    membership). Here each batch's offsets are committed asynchronously; :meth:`on_commit` (the consumer's
+    ``on_commit`` callback, served from ``consume()``) drops what the broker acknowledged. An offset not
+    acknowledged is sent again with the next batch, or after ``resend_s`` when nothing new came; a revoked or
+    lost partition's offsets are dropped (:meth:`drop`), its next owner starts from the last commit.
+    Nothing is lost either way: a commit only ever names records whose output is durable, and one that
+    never lands means those records are processed again (every write is idempotent)."""
+
+    def __init__(self, component: str, *, resend_s: float = 5.0, stuck_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.component = component
+        self.resend_s = resend_s
+        self.stuck_s = stuck_s
+        self.clock = clock
+        self.pending: dict[tuple[str, int], int] = {}  # finished, commit not acknowledged yet
+        self._sent: dict[tuple[str, int], int] = {}
+        self._sent_at = float("-inf")
+        self._acked_at = clock()  # last acknowledgement (or start): how long commits have been failing
+        self._stuck_reported = False
+        self._fatal: Any = None
+
+    def done(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Offsets (next offset to read) whose records' output is durable."""
+        for k, o in offsets.items():
+            if o > self.pending.get(k, -1):
+                self.pending[k] = o
+
+    def drop(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Forget the partitions ``keys`` (revoked or lost); returns their pending offsets."""
+        return {k: o for k in keys if (o := self.pending.pop(k, None)) is not None}
+
+    def clear(self) -> None:
+        self.pending.clear()
+        self._sent = {}
+
+    def commit(self, consumer: Any) -> None:
+        """Send the pending offsets if they changed since the last send, or that one is ``resend_s`` old.
+        Raises :class:`FatalConsumerError` once a fatal commit result came back."""
+        if self._fatal is not None:
+            err, self._fatal = self._fatal, None
+            raise FatalConsumerError(str(err))
+        now = self.clock()
+        if not self.pending:
+            self._acked_at = now
+            return
+        if now - self._acked_at > self.stuck_s and not self._stuck_reported:
+            self._stuck_reported = True
+            metrics.COMMITS.labels(self.component, "failed").inc()
+            log.warning("offset commits not acknowledged for %.0fs; still sending them", now - self._acked_at)
+        if self.pending == self._sent and now - self._sent_at < self.resend_s:
+            return
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in self.pending.items()],
+                            asynchronous=True)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if hasattr(err, "fatal") and (err.fatal() or err.code() == FATAL_CODE):
+                raise FatalConsumerError(str(err)) from None
+            log.debug("commit not queued (%s): sent again later", exc)
+            return
+        except RuntimeError as exc:  # consumer closed
+            log.debug("commit not queued (%s)", exc)
+            return
+        self._sent = dict(self.pending)
+        self._sent_at = now
+
+    def on_commit(self, err: Any, partitions: list[Any]) -> None:
+        """The consumer's ``on_commit`` callback."""
+        if err is not None:
+            name = err.name() if hasattr(err, "name") else str(err)
+            if err.code() == FATAL_CODE or (hasattr(err, "fatal") and err.fatal()):
+                self._fatal = err
+                metrics.COMMITS.labels(self.component, "lost").inc()
+            elif name in _COMMIT_GIVE_UP:  # the group is rebalancing: partitions kept are sent again
+                metrics.COMMITS.labels(self.component, "lost").inc()
+                log.info("commit refused (%s): group rebalancing; offsets of partitions kept are sent again",
+                         name)
+            elif name != "_NO_OFFSET":
+                metrics.COMMITS.labels(self.component, "retried").inc()
+                log.info("commit failed (%s): sent again", name)
+            self._sent = {}  # resend with the next batch
+            return
+        acked = False
+        for tp in partitions or ():
+            if tp.error is not None:
+                self._sent = {}
+                continue
+            k = (tp.topic, tp.partition)
+            acked = True
+            if k in self.pending and self.pending[k] <= tp.offset:
+                del self.pending[k]
+        if acked:
+            self._acked_at = self.clock()
+            self._stuck_reported = False
+            metrics.COMMITS.labels(self.component, "ok").inc()
+
+    def flush(self, consumer: Any, timeout_s: float = 10.0) -> None:
+        """The last commit, when stopping: sent at once, then the callbacks are served (every partition paused,
+        so that no record comes) until it is acknowledged or ``timeout_s`` passed. Offsets not acknowledged
+        then are processed again by the partitions' next owner: nothing is lost, and stopping never hangs."""
+        if not self.pending:
+            return
+        self._sent = {}
+        try:
+            self.commit(consumer)
+        except FatalConsumerError as exc:  # not committed: processed again by whoever takes the partitions
+            log.warning("final commit impossible: %s", exc)
+            self.clear()
+            return
+        deadline = self.clock() + timeout_s
+        try:
+            consumer.pause(consumer.assignment())
+            while self.pending and self._fatal is None and self.clock() < deadline:
+                consumer.poll(0.1)
+        except Exception as exc:  # noqa: BLE001 - a consumer that cannot serve callbacks any more
+            log.debug("serving the final commit's result: %s", exc)
+        if self.pending:
+            log.warning("stopping with the final commit of %d partitions not acknowledged: their last records are "
+                        "processed again by the next owner", len(self.pending))
+        self.clear()
+
+
+def with_commit_callback(consumer: Any, committer: OffsetCommitter) -> Any:
+    """``consumer`` with ``committer.on_commit`` as its commit callback. The loops' own consumers get it in their
+    config (``consumer_config(..., on_commit=...)``); a consumer made elsewhere (a test's fake) gets it as its
+    ``on_commit`` attribute. A confluent-kafka ``Consumer`` passed in must be configured with it: without it the
+    commits are still sent, every ``resend_s``, but never counted as acknowledged."""
+    from confluent_kafka import Consumer
+
+    if not isinstance(consumer, Consumer) and getattr(consumer, "on_commit", None) is None:
+        consumer.on_commit = committer.on_commit
+    return consumer
+
+
 def commit_offsets_nowait(consumer: Any, offsets: dict[tuple[str, int], int], component: str) -> bool:
     """Asynchronous commit for a rebalance callback: it never blocks. A synchronous commit there can wait for
     minutes on a group coordinator that is not there (a broker restarting when a session expires). If this one
@@ -223,6 +364,42 @@ def keep_membership(consumer: Any) -> None:
 class FatalConsumerError(RuntimeError):
     """librdkafka reported a fatal error (a fenced static member, say): this consumer can do nothing more. The
     process exits non-zero so that its supervisor (Kubernetes, systemd, the harness) starts a fresh one."""
+
+
+class ConsumerRenewer:
+    """Replaces a consumer left unusable by a fatal error (a static member fenced after a broker restart: the
+    broker let the same ``group.instance.id`` in twice). A fresh consumer with the same instance id takes the
+    partitions back at once, without restarting the process (the worker's chain stays loaded); offsets not
+    committed yet are consumed again (at least once: every write is idempotent). More than ``limit`` renewals
+    within ``window_s``: the error is raised and the process exits for its supervisor to restart it."""
+
+    def __init__(self, factory: Callable[[], Any] | None, component: str, *, limit: int = 3,
+                 window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.factory = factory
+        self.component = component
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._times: list[float] = []
+
+    def renew(self, consumer: Any, exc: FatalConsumerError) -> Any:
+        """A fresh consumer (not yet subscribed), or ``exc`` raised when renewing is not possible or too frequent."""
+        now = self.clock()
+        self._times = [t for t in self._times if now - t < self.window_s] + [now]
+        if self.factory is None or len(self._times) > self.limit:
+            raise exc
+        log.warning("fatal consumer error, a new consumer takes over: %s", exc)
+        metrics.CONSUMER_RENEWALS.labels(self.component).inc()
+        try:
+            consumer.close()
+        except Exception as err:  # noqa: BLE001 - a fatal consumer may refuse to close cleanly
+            log.debug("closing the fenced consumer: %s", err)
+        return self.factory()
+
+
+def static_member(settings: Settings) -> dict[str, Any]:
+    """``group.instance.id`` when ``settings.group_instance_id`` is set (static membership, KIP-345)."""
+    return {"group.instance.id": settings.group_instance_id} if settings.group_instance_id else {}
 
 
 FATAL_CODE = -150  # librdkafka's RD_KAFKA_RESP_ERR__FATAL (confluent_kafka.KafkaError._FATAL)

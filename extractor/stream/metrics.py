@@ -34,7 +34,9 @@ DOCS_WRITTEN = Counter("extractor_sink_documents_written_total", "documents upse
 SINK_RETRIES = Counter("extractor_sink_retries_total", "MongoDB batch writes retried", ["error_class"])
 DELIVERY_ERRORS = Counter("extractor_delivery_errors_total", "producer delivery reports with an error",
                           ["component"])
-COMMITS = Counter("extractor_offset_commits_total", "synchronous offset commits", ["component", "outcome"])
+COMMITS = Counter("extractor_offset_commits_total",
+                  "offset commit results (ok, retried, lost to a rebalance; failed: not acknowledged for a minute, "
+                  "or a synchronous commit out of attempts)", ["component", "outcome"])
 CONSUMER_RENEWALS = Counter("extractor_consumer_renewals_total",
                             "fresh consumers made after a fatal consumer error (a fenced static member)",
                             ["component"])

@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +28,13 @@ from extractor.config import Settings, load_settings
 from extractor.stream import messages as m
 from extractor.stream import metrics, store
 from extractor.stream.kafka import (
-    REBALANCING,
+    ConsumerRenewer,
     DeliveryTracker,
     FatalConsumerError,
+    OffsetCommitter,
     StopFlag,
     add_common_args,
     batch_offsets,
-    commit_offsets,
     commit_offsets_nowait,
     consumer_config,
     flush_all,
@@ -42,7 +43,8 @@ from extractor.stream.kafka import (
     producer_config,
     raise_if_fatal,
     seek_back,
-    still_assigned,
+    static_member,
+    with_commit_callback,
 )
 from extractor.stream.store import mongo_client
 
@@ -86,22 +88,32 @@ class Sink:
     component = "sink"
 
     def __init__(self, settings: Settings, *, consumer: Any = None, collection: Any = None,
-                 producer: Any = None, stop: StopFlag | None = None, topic: str | None = None):
+                 producer: Any = None, stop: StopFlag | None = None, topic: str | None = None,
+                 consumer_factory: Callable[[], Any] | None = None):
         self.settings = settings
         self.stop = stop if stop is not None else StopFlag()
         self.stats = SinkStats()
         self.topic = topic or settings.processed_topic
-        if consumer is None:
+        # static membership (EXTRACTOR_GROUP_INSTANCE_ID) as for the workers: after a broker restart the sink
+        # takes its partitions back at once instead of waiting out its old member's session in a rebalance
+        self.commits = OffsetCommitter(self.component)  # written to MongoDB, commit not yet acknowledged
+        new_consumer = consumer_factory
+        if consumer is None and consumer_factory is None:
             from confluent_kafka import Consumer
 
-            consumer = Consumer(consumer_config(settings, settings.sink_group_id))
+            config = consumer_config(settings, settings.sink_group_id, on_commit=self.commits.on_commit,
+                                     **static_member(settings))
+            new_consumer = lambda: Consumer(config)  # noqa: E731
+        self.renewer = ConsumerRenewer(new_consumer, self.component)
+        if consumer is None:
+            assert new_consumer is not None
+            consumer = new_consumer()
         if collection is None:
             collection = store.collection(settings, mongo_client(settings, appname="clinical-extractor-sink"))
-        self.consumer = consumer
+        self.consumer = with_commit_callback(consumer, self.commits)
         self.collection = collection
         self._producer = producer
         self.tracker = DeliveryTracker(self.component)
-        self._pending: dict[tuple[str, int], int] = {}  # written to MongoDB, commit not yet acknowledged
 
     @property
     def producer(self) -> Any:  # only needed for the rare bad document
@@ -209,54 +221,56 @@ class Sink:
                 seek_back(self.consumer, first)
                 return False
             self.stats.dead_lettered += len(bad_msgs)
-        for k, o in nxt.items():
-            self._pending[k] = max(o, self._pending.get(k, 0))
-        # never block the poll loop for long: what is not committed now stays pending (the documents are written;
-        # a redelivery is idempotent) and is committed after the next batch or poll
-        self._commit_pending(attempts=6)
+        # never blocks the poll loop: what is not acknowledged stays pending (the documents are written; a
+        # redelivery is idempotent) and is sent again after the next batch or poll (OffsetCommitter)
+        self.commits.done(nxt)
+        self.commits.commit(self.consumer)
         self.stats.consumed += len(real)
         self.stats.batches += 1
         metrics.BATCH_SECONDS.labels(self.component).observe(time.perf_counter() - t0)
         metrics.BATCH_SIZE.labels(self.component).observe(len(real))
         return True
 
-    def _commit_pending(self, attempts: int) -> None:
-        res = commit_offsets(self.consumer, self._pending, self.component, attempts=attempts)
-        if res is REBALANCING:  # partitions kept across the rebalance: commit again later (see commit_offsets)
-            self._pending = still_assigned(self.consumer, self._pending)
-        elif res:
-            self._pending.clear()
-
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        keys = {(tp.topic, tp.partition) for tp in partitions}
-        mine = {k: o for k, o in self._pending.items() if k in keys}
+        mine = self.commits.drop((tp.topic, tp.partition) for tp in partitions)
         if mine:
             commit_offsets_nowait(consumer, mine, self.component)
-        for k in keys:
-            self._pending.pop(k, None)
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
-        for tp in partitions:
-            self._pending.pop((tp.topic, tp.partition), None)
+        self.commits.drop((tp.topic, tp.partition) for tp in partitions)
 
-    def run(self, *, max_idle_s: float | None = None) -> SinkStats:
-        self.ensure_indexes()
+    def subscribe(self) -> None:
         self.consumer.subscribe([self.topic], on_assign=lambda c, p: log.info(
             "assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in p]), on_revoke=self._on_revoke,
             on_lost=self._on_lost)
+
+    def _renew_consumer(self, exc: FatalConsumerError) -> None:
+        """A fresh consumer after a fatal error (see :class:`ConsumerRenewer`); the documents of offsets not
+        committed yet are written again (idempotent upserts)."""
+        self.consumer = with_commit_callback(self.renewer.renew(self.consumer, exc), self.commits)
+        self.commits.clear()
+        self.subscribe()
+
+    def run(self, *, max_idle_s: float | None = None) -> SinkStats:
+        self.ensure_indexes()
+        self.subscribe()
         last_msg = last_report = time.monotonic()
         last_lag = float("-inf")
         lags: dict[tuple[str, int], int] = {}
         try:
             while not self.stop:
-                msgs = poll_batch(self.consumer, self.settings.batch_size, self.settings.poll_timeout_s)
-                now = time.monotonic()
-                if msgs:
-                    last_msg = now
-                    if not self.process(msgs):
-                        break  # stopping while MongoDB is down: exit without committing
-                elif self._pending:
-                    self._commit_pending(attempts=3)
+                try:  # a fatal error surfaces as an event, from a commit or from a rebalance callback
+                    msgs = poll_batch(self.consumer, self.settings.batch_size, self.settings.poll_timeout_s)
+                    now = time.monotonic()
+                    if msgs:
+                        last_msg = now
+                        if not self.process(msgs):
+                            break  # stopping while MongoDB is down: exit without committing
+                    else:  # idle: a commit not acknowledged yet is sent again
+                        self.commits.commit(self.consumer)
+                except FatalConsumerError as exc:
+                    self._renew_consumer(exc)
+                    continue
                 if now - last_lag >= metrics.LAG_EVERY_S:  # the lag gauge: fresh for every scrape
                     lags = metrics.update_lag(self.consumer, self.component)
                     last_lag = now
@@ -268,11 +282,7 @@ class Sink:
                     log.info("idle for %.1fs, stopping", max_idle_s)
                     break
         finally:
-            if self._pending:
-                try:
-                    commit_offsets(self.consumer, self._pending, self.component, attempts=10)
-                except FatalConsumerError as exc:  # not committed: written again by whoever takes the partitions
-                    log.warning("final commit impossible: %s", exc)
+            self.commits.flush(self.consumer)
             try:
                 self.consumer.close()
             except Exception as exc:

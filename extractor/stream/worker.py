@@ -34,13 +34,13 @@ from extractor.stream import messages as m
 from extractor.stream import metrics
 from extractor.stream.extraction import chain_versions, extract_isolating, load_chain
 from extractor.stream.kafka import (
-    REBALANCING,
+    ConsumerRenewer,
     DeliveryTracker,
     FatalConsumerError,
+    OffsetCommitter,
     StopFlag,
     add_common_args,
     batch_offsets,
-    commit_offsets,
     commit_offsets_nowait,
     consumer_config,
     flush_all,
@@ -50,7 +50,8 @@ from extractor.stream.kafka import (
     producer_config,
     raise_if_fatal,
     seek_back,
-    still_assigned,
+    static_member,
+    with_commit_callback,
 )
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class Worker:
         self.stats = WorkerStats()
         self.clock = clock
         self.tracker = DeliveryTracker(self.component)
-        self._pending: dict[tuple[str, int], int] = {}  # processed + flushed, commit not yet acknowledged
+        self.commits = OffsetCommitter(self.component)  # processed + flushed, commit not yet acknowledged
         self._batch_dlq: dict[tuple[str, str], int] = {}
         self.extractor_version, self.lexicon_version = chain_versions(chain)
         self.chain_version = str(getattr(chain, "version", "") or self.lexicon_version)
@@ -86,16 +87,16 @@ class Worker:
         self.keepalive_s = min(10.0, settings.max_poll_interval_ms / 1000 / 6)
         # how a fresh consumer is made after a fatal error (None: only the consumer given, e.g. a test's fake)
         self._new_consumer: Callable[[], Any] | None = consumer_factory
-        self._renewals: list[float] = []
         # the review console's published lexicon edits (extractor/stream/lexicon_updates.py); real Kafka only
         self._follow = settings.follow_lexicon_updates and consumer is None and consumer_factory is None
         self.follower: Any = None
         if consumer is None and consumer_factory is None:
             from confluent_kafka import Consumer
 
-            extra = {"group.instance.id": settings.group_instance_id} if settings.group_instance_id else {}
-            config = consumer_config(settings, settings.group_id, **extra)
+            config = consumer_config(settings, settings.group_id, on_commit=self.commits.on_commit,
+                                     **static_member(settings))
             self._new_consumer = lambda: Consumer(config)
+        self.renewer = ConsumerRenewer(self._new_consumer, self.component)
         if consumer is None:
             assert self._new_consumer is not None
             consumer = self._new_consumer()
@@ -103,7 +104,7 @@ class Worker:
             from confluent_kafka import Producer
 
             producer = Producer(producer_config(settings, **{"linger.ms": min(5, settings.producer_linger_ms)}))
-        self.consumer = consumer
+        self.consumer = with_commit_callback(consumer, self.commits)
         self.producer = producer
 
     # rebalance callbacks (run inside consume(), i.e. between batches)
@@ -111,20 +112,16 @@ class Worker:
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        keys = {(tp.topic, tp.partition) for tp in partitions}
-        mine = {k: o for k, o in self._pending.items() if k in keys}
+        mine = self.commits.drop((tp.topic, tp.partition) for tp in partitions)
         log.info("revoked %s; committing %d finished partition offsets",
                  [f"{tp.topic}[{tp.partition}]" for tp in partitions], len(mine))
         if mine:
             flush_all(self.producer)
             commit_offsets_nowait(consumer, mine, self.component)
-        for k in keys:
-            self._pending.pop(k, None)
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         log.warning("lost %s (not committing)", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
-        for tp in partitions:
-            self._pending.pop((tp.topic, tp.partition), None)
+        self.commits.drop((tp.topic, tp.partition) for tp in partitions)
 
     def subscribe(self) -> None:
         self.consumer.subscribe([self.settings.input_topic], on_assign=self._on_assign,
@@ -206,9 +203,8 @@ class Worker:
             self.stats.dead_lettered += n
             self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + n
             metrics.DEAD_LETTERED.labels(self.component, stage, reason).inc(n)
-        for k, o in nxt.items():
-            self._pending[k] = max(o, self._pending.get(k, 0))
-        self._commit_pending()
+        self.commits.done(nxt)
+        self.commits.commit(self.consumer)
         metrics.BATCH_SECONDS.labels(self.component).observe(time.perf_counter() - t0)
         now_ms = time.time() * 1000
         latency = metrics.ENTRY_LATENCY.labels(self.component)
@@ -240,13 +236,6 @@ class Worker:
         avg = max(1.0, sum(map(len, texts)) / len(texts))
         self.poll_size = max(1, min(self.settings.batch_size, int(4 * limit / avg)))
         return results
-
-    def _commit_pending(self) -> None:
-        res = commit_offsets(self.consumer, self._pending, self.component)
-        if res is REBALANCING:  # keep what is still ours: committed by the next batch or idle poll
-            self._pending = still_assigned(self.consumer, self._pending)
-        elif res:
-            self._pending.clear()
 
     def maybe_reload(self) -> None:
         reload = getattr(self.chain, "reload_if_changed", None)
@@ -295,8 +284,8 @@ class Worker:
                     if msgs:
                         last_msg = now
                         self.process(msgs)
-                    elif self._pending:
-                        self._commit_pending()
+                    else:  # idle: a commit not acknowledged yet is sent again (see OffsetCommitter)
+                        self.commits.commit(self.consumer)
                 except FatalConsumerError as exc:
                     self._renew_consumer(exc)
                     continue
@@ -322,33 +311,14 @@ class Worker:
         return self.stats
 
     def _renew_consumer(self, exc: FatalConsumerError) -> None:
-        """A fatal consumer error (a static member fenced after a broker restart: the broker let the same
-        ``group.instance.id`` in twice) leaves the consumer unusable. A fresh consumer with the same instance id
-        takes the partitions back at once, without reloading the chain; offsets not committed yet are consumed
-        again (at least once: the writes are idempotent upserts). More than 3 in a minute: the error is raised
-        and the process exits for its supervisor to restart it."""
-        now = time.monotonic()
-        self._renewals = [t for t in self._renewals if now - t < 60] + [now]
-        if self._new_consumer is None or len(self._renewals) > 3:
-            raise exc
-        log.warning("fatal consumer error, a new consumer takes over: %s", exc)
-        metrics.CONSUMER_RENEWALS.labels(self.component).inc()
-        try:
-            self.consumer.close()
-        except Exception as err:  # noqa: BLE001 - a fatal consumer may refuse to close cleanly
-            log.debug("closing the fenced consumer: %s", err)
-        self._pending.clear()
-        self.consumer = self._new_consumer()
+        """A fresh consumer after a fatal error (see :class:`ConsumerRenewer`), without reloading the chain."""
+        self.consumer = with_commit_callback(self.renewer.renew(self.consumer, exc), self.commits)
+        self.commits.clear()
         self.subscribe()
 
     def close(self) -> None:
         flush_all(self.producer)
-        if self._pending:
-            try:
-                commit_offsets(self.consumer, self._pending, self.component, attempts=10)
-            except FatalConsumerError as exc:  # not committed: consumed again by whoever takes the partitions
-                log.warning("final commit impossible: %s", exc)
-            self._pending.clear()
+        self.commits.flush(self.consumer)
         try:
             self.consumer.close()
         except Exception as exc:  # already closed

@@ -110,7 +110,7 @@ class Pipeline:
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     writer_group: str | None = None  # the consumer group that writes processed-entries into MongoDB
-    static_membership: bool = False  # workers get EXTRACTOR_GROUP_INSTANCE_ID=<group>-<name>
+    static_membership: bool = False  # workers and sinks get EXTRACTOR_GROUP_INSTANCE_ID=<group>-<name>
     created_connectors: list[str] = field(default_factory=list)
     # with a services config: every process started gets a metrics port, listed for the local Prometheus
     # (services/prometheus.py register_target), and a Connect writer gets a connect-status exporter
@@ -152,8 +152,9 @@ class Pipeline:
         cmd = [sys.executable, "-m", "extractor", kind, *args]
         if kind == "sink":
             self.writer_group = self.settings.sink_group_id
-        if kind == "work" and self.static_membership:  # a worker started again under its name takes its partitions back
-            env = {"EXTRACTOR_GROUP_INSTANCE_ID": f"{self.settings.group_id}-{name}", **(env or {})}
+        if kind in ("work", "sink") and self.static_membership:  # started again under its name: its partitions back
+            group = self.settings.group_id if kind == "work" else self.settings.sink_group_id
+            env = {"EXTRACTOR_GROUP_INSTANCE_ID": f"{group}-{name}", **(env or {})}
         if self.monitor is not None:
             port = free_port()
             env = {**(env or {}), "EXTRACTOR_METRICS_PORT": str(port)}

@@ -45,21 +45,31 @@ class Msg:
 
 
 class FakeConsumer:
+    """As librdkafka does it: an asynchronous commit's result reaches ``on_commit`` from the next consume()."""
+
+    on_commit = None
+
     def __init__(self, msgs):
         self.msgs = list(msgs)
         self.commits = []
         self.seeks = []
+        self.results = []  # commit results not yet served
 
     def subscribe(self, topics, **kw):
         self.topics = topics
 
     def consume(self, num_messages=1, timeout=0):
+        results, self.results = self.results, []
+        for offsets in results:
+            self.on_commit(None, offsets)
         out, self.msgs = self.msgs[:num_messages], self.msgs[num_messages:]
         return out
 
     def commit(self, offsets=None, asynchronous=True):
-        assert asynchronous is False
         self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        if asynchronous and self.on_commit is not None:
+            self.results.append(offsets)
+            return None
         return offsets
 
     def seek(self, tp):
@@ -207,7 +217,11 @@ class FakeCollection:
             raise BulkWriteError({"writeErrors": errors, "nInserted": len(docs) - len(errors)})
 
     def create_indexes(self, models):
-        return [m.document["name"] for m in models]
+        self.indexes = [m.document["name"] for m in models]
+        return self.indexes
+
+    def index_information(self):
+        return {"_id_": {}, **{name: {} for name in getattr(self, "indexes", [])}}
 
 
 def test_sink_retries_then_commits_and_dedupes():
@@ -339,6 +353,57 @@ def test_a_fenced_worker_takes_a_fresh_consumer_and_goes_on():
     assert [json.loads(r["value"])["patient_id"] for r in w.producer.sent if r["topic"] == "out"] == ["p1", "p2"]
 
 
+def test_a_fenced_sink_takes_a_fresh_consumer_and_goes_on():
+    """The sink is a static member too (a broker restart used to leave it waiting out its old member's session
+    while the workers were back at once): fenced, it makes a fresh consumer and writes what comes next."""
+    from confluent_kafka import KafkaError
+
+    class FencedMsg(Msg):
+        def error(self):
+            return KafkaError(KafkaError._FATAL, "Static consumer fenced by other consumer", fatal=False)
+
+    class Recording(FakeConsumer):
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    first = Recording([Msg(json.dumps({"_id": "a"}).encode(), 0, topic="out"), FencedMsg(None, 1)])
+    second = Recording([Msg(json.dumps({"_id": "b"}).encode(), 1, topic="out")])
+    made = iter([first, second])
+    coll = FakeCollection()
+    sink = Sink(Settings(processed_topic="out", batch_size=1), collection=coll, producer=FakeProducer(),
+                consumer_factory=lambda: next(made))
+    sink.run(max_idle_s=0.5)
+    assert first.closed and second.topics == ["out"]
+    assert sorted(coll.docs) == ["a", "b"] and second.commits == [{("out", 0): 2}]
+
+
+def test_consumer_renewals_are_bounded():
+    """More than three renewals in a minute is not a broker restart: the error goes up and the process exits."""
+    from extractor.stream.kafka import ConsumerRenewer, FatalConsumerError
+
+    now = [0.0]
+    r = ConsumerRenewer(lambda: FakeConsumer([]), "sink", clock=lambda: now[0])
+    exc = FatalConsumerError("fenced")
+    for _ in range(3):
+        assert isinstance(r.renew(FakeConsumer([]), exc), FakeConsumer)
+    with pytest.raises(FatalConsumerError):
+        r.renew(FakeConsumer([]), exc)
+    now[0] = 61.0  # a minute later the count starts again
+    assert isinstance(r.renew(FakeConsumer([]), exc), FakeConsumer)
+    with pytest.raises(FatalConsumerError):  # no factory (a test's fixed consumer): nothing to renew with
+        ConsumerRenewer(None, "sink").renew(FakeConsumer([]), exc)
+
+
+def test_static_membership_gives_the_sink_an_instance_id_too():
+    from extractor.stream.kafka import consumer_config, static_member
+
+    s = Settings(group_instance_id="g-sink-1", sink_group_id="g")
+    assert consumer_config(s, s.sink_group_id, **static_member(s))["group.instance.id"] == "g-sink-1"
+    assert "group.instance.id" not in consumer_config(Settings(), "g", **static_member(Settings()))
+
+
 def test_a_commit_on_a_fenced_consumer_is_fatal_at_once_not_retried():
     from confluent_kafka import KafkaError, KafkaException
 
@@ -374,13 +439,76 @@ def test_revoke_callbacks_commit_without_blocking():
 
     w, _, _ = make_worker([])
     consumer = CoordinatorGone([])
-    w._pending = {("in", 0): 7, ("in", 1): 3}
+    w.commits.done({("in", 0): 7, ("in", 1): 3})
     t0 = time.monotonic()
     w._on_revoke(consumer, [TP("in", 0)])
-    assert consumer.commits == [{("in", 0): 7}] and w._pending == {("in", 1): 3}
+    assert consumer.commits == [{("in", 0): 7}] and w.commits.pending == {("in", 1): 3}
     sink = Sink(Settings(processed_topic="out"), consumer=consumer, collection=FakeCollection(),
                 producer=FakeProducer())
-    sink._pending = {("out", 2): 9}
+    sink.commits.done({("out", 2): 9})
     sink._on_revoke(consumer, [TP("out", 2)])
-    assert consumer.commits[-1] == {("out", 2): 9} and sink._pending == {}
+    assert consumer.commits[-1] == {("out", 2): 9} and sink.commits.pending == {}
     assert time.monotonic() - t0 < 5
+
+
+class _NoCoordinator(FakeConsumer):
+    """A consumer whose group coordinator is gone (a broker restarting): a synchronous commit would wait for
+    ever, an asynchronous one is queued and its result never comes."""
+
+    def commit(self, offsets=None, asynchronous=True):
+        if not asynchronous:
+            time.sleep(60)
+        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+
+
+def test_per_batch_commits_never_block_the_poll_loop():
+    """A 4-minute soak's sink hung in a synchronous per-batch commit after a broker restart (its session expired
+    and the rejoin needed the poll it was blocked from). The worker and the sink commit each batch
+    asynchronously: with no coordinator, batches go on, the offsets stay pending, and are sent again."""
+    consumer = _NoCoordinator([Msg(entry_bytes(f"p{i}", "signs of flu"), i) for i in range(3)])
+    w = Worker(Settings(input_topic="in", processed_topic="out", dlq_topic="dlq", batch_size=1,
+                        lexicon_reload_s=0), FakeChain(), consumer=consumer, producer=FakeProducer())
+    t0 = time.monotonic()
+    w.run(max_messages=3)
+    assert time.monotonic() - t0 < 5 and w.stats.processed == 3
+    # each batch's offsets sent, none acknowledged; the last sent again when stopping, which does not wait long
+    assert [c[("in", 0)] for c in consumer.commits] == [1, 2, 3, 3]
+    docs = [Msg(json.dumps({"_id": f"d{i}"}).encode(), i, topic="out") for i in range(3)]
+    coll = FakeCollection()
+    sink = Sink(Settings(processed_topic="out", batch_size=1), consumer=_NoCoordinator(docs), collection=coll,
+                producer=FakeProducer())
+    t0 = time.monotonic()
+    sink.run(max_idle_s=0.3)
+    assert time.monotonic() - t0 < 5 and len(coll.docs) == 3
+
+
+def test_offset_committer_drops_only_what_the_broker_acknowledged():
+    from confluent_kafka import KafkaError, TopicPartition
+
+    from extractor.stream.kafka import FatalConsumerError, OffsetCommitter
+
+    now = [0.0]
+    c = OffsetCommitter("worker", resend_s=5, clock=lambda: now[0])
+    consumer = _NoCoordinator([])
+    c.done({("in", 0): 10, ("in", 1): 4})
+    c.commit(consumer)
+    c.commit(consumer)  # nothing new, sent a moment ago: not sent again
+    assert len(consumer.commits) == 1
+    c.done({("in", 0): 12})
+    c.on_commit(None, [TopicPartition("in", 0, 10), TopicPartition("in", 1, 4)])  # the first commit's result
+    assert c.pending == {("in", 0): 12}  # 10 acknowledged, 12 not yet
+    c.commit(consumer)
+    assert consumer.commits[-1] == {("in", 0): 12}
+    c.on_commit(KafkaError(KafkaError.COORDINATOR_NOT_AVAILABLE), [TopicPartition("in", 0, 12)])
+    c.commit(consumer)  # failed: sent again at once
+    assert consumer.commits[-1] == {("in", 0): 12} and len(consumer.commits) == 3
+    now[0] = 4.0
+    c.commit(consumer)
+    assert len(consumer.commits) == 3
+    now[0] = 9.5
+    c.commit(consumer)  # not acknowledged for resend_s: sent again
+    assert len(consumer.commits) == 4
+    assert c.drop([("in", 0)]) == {("in", 0): 12} and c.pending == {}
+    c.on_commit(KafkaError(KafkaError._FATAL, "fenced", fatal=True), [])
+    with pytest.raises(FatalConsumerError):
+        c.commit(consumer)
