@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     input_topic: str = "medical-entries"  # raw entries (the producer writes, the workers read)
     processed_topic: str = "processed-entries"  # enriched documents (the workers write, the MongoDB writer reads)
     dlq_topic: str = "dlq-topic"  # dead letters: bad rows, poison messages, unresolved entries, with the reason
-    input_partitions: int = 3  # partitions of the input topic when `topics` creates it (= most useful workers)
+    # partitions of the input and processed topics when `topics` creates them (= most useful workers): 6 divides
+    # evenly among 1, 2, 3 or 6 workers, so that none drains a backlog alone (with 3, one of 2 workers held two)
+    input_partitions: int = 6
     group_id: str = "extractor-workers"  # the workers' consumer group
     # static group membership (KIP-345): a worker restarted with the same id (a pod name, say) gets its partitions
     # back at once instead of waiting for the session timeout and a rebalance
