@@ -157,25 +157,30 @@ class OffsetCommitter:
     A synchronous commit can wait for ever: after a broker restart the session of a consumer blocked in
     ``commit`` expires, librdkafka needs the application's next poll to serve the revoke before it rejoins,
     and the commit waits for the group it cannot rejoin (a 4-minute soak's sink hung so with static
-    membership). Here each batch's offsets are committed asynchronously; :meth:`on_commit` (the consumer's
-    ``on_commit`` callback, served from ``consume()``) drops what the broker acknowledged. An offset not
-    acknowledged is sent again with the next batch, or after ``resend_s`` when nothing new came; a revoked or
-    lost partition's offsets are dropped (:meth:`drop`), its next owner starts from the last commit.
-    Nothing is lost either way: a commit only ever names records whose output is durable, and one that
-    never lands means those records are processed again (every write is idempotent)."""
+    membership). Here each batch's offsets are committed asynchronously and :meth:`on_commit` (the consumer's
+    ``on_commit`` callback, served from ``consume()``) drops what the broker acknowledged.
 
-    def __init__(self, component: str, *, resend_s: float = 5.0, stuck_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    One commit at a time: the next is sent only when the last one's result came back. librdkafka retries a
+    commit that meets a loading coordinator by itself, so two commits in flight can land in either order, and
+    an older one landing last moves the group's offset back (seen in a broker-restart test: a worker done with
+    every record, its group 500 records behind for ever). A commit with no result after ``stuck_s`` is
+    counted as failed (the alert) and the next one is sent anyway: at worst the offset moves back and records
+    are processed again, never skipped. A revoked or lost partition's offsets are dropped (:meth:`drop`); its
+    next owner starts from the last commit. Nothing is lost either way: a commit only ever names records whose
+    output is durable, and one that never lands means those records are processed again (writes are idempotent)."""
+
+    def __init__(self, component: str, *, stuck_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.component = component
-        self.resend_s = resend_s
         self.stuck_s = stuck_s
         self.clock = clock
         self.pending: dict[tuple[str, int], int] = {}  # finished, commit not acknowledged yet
-        self._sent: dict[tuple[str, int], int] = {}
+        self._inflight: dict[tuple[str, int], int] | None = None  # the commit sent, its result not back yet
         self._sent_at = float("-inf")
-        self._acked_at = clock()  # last acknowledgement (or start): how long commits have been failing
-        self._stuck_reported = False
         self._fatal: Any = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self._inflight is not None
 
     def done(self, offsets: dict[tuple[str, int], int]) -> None:
         """Offsets (next offset to read) whose records' output is durable."""
@@ -188,30 +193,29 @@ class OffsetCommitter:
         return {k: o for k in keys if (o := self.pending.pop(k, None)) is not None}
 
     def clear(self) -> None:
+        """A new consumer: nothing pending, nothing in flight (the old consumer's results never come)."""
         self.pending.clear()
-        self._sent = {}
+        self._inflight = None
 
     def commit(self, consumer: Any) -> None:
-        """Send the pending offsets if they changed since the last send, or that one is ``resend_s`` old.
-        Raises :class:`FatalConsumerError` once a fatal commit result came back."""
+        """Send the pending offsets unless a commit is in flight. Raises :class:`FatalConsumerError` once a fatal
+        commit result came back."""
         if self._fatal is not None:
             err, self._fatal = self._fatal, None
             raise FatalConsumerError(str(err))
-        now = self.clock()
         if not self.pending:
-            self._acked_at = now
             return
-        if now - self._acked_at > self.stuck_s and not self._stuck_reported:
-            self._stuck_reported = True
+        now = self.clock()
+        if self._inflight is not None:
+            if now - self._sent_at < self.stuck_s:
+                return
             metrics.COMMITS.labels(self.component, "failed").inc()
-            log.warning("offset commits not acknowledged for %.0fs; still sending them", now - self._acked_at)
-        if self.pending == self._sent and now - self._sent_at < self.resend_s:
-            return
+            log.warning("offset commit without a result for %.0fs; sending the next one", now - self._sent_at)
         from confluent_kafka import KafkaException, TopicPartition
 
+        offsets = dict(self.pending)
         try:
-            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in self.pending.items()],
-                            asynchronous=True)
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             if hasattr(err, "fatal") and (err.fatal() or err.code() == FATAL_CODE):
@@ -221,11 +225,14 @@ class OffsetCommitter:
         except RuntimeError as exc:  # consumer closed
             log.debug("commit not queued (%s)", exc)
             return
-        self._sent = dict(self.pending)
+        self._inflight = offsets
         self._sent_at = now
 
     def on_commit(self, err: Any, partitions: list[Any]) -> None:
-        """The consumer's ``on_commit`` callback."""
+        """The consumer's ``on_commit`` callback (also called for commits sent elsewhere: a revoke's)."""
+        got = {(tp.topic, tp.partition): tp.offset for tp in partitions or ()}
+        if self._inflight is not None and got == self._inflight:
+            self._inflight = None
         if err is not None:
             name = err.name() if hasattr(err, "name") else str(err)
             if err.code() == FATAL_CODE or (hasattr(err, "fatal") and err.fatal()):
@@ -238,40 +245,35 @@ class OffsetCommitter:
             elif name != "_NO_OFFSET":
                 metrics.COMMITS.labels(self.component, "retried").inc()
                 log.info("commit failed (%s): sent again", name)
-            self._sent = {}  # resend with the next batch
             return
         acked = False
         for tp in partitions or ():
             if tp.error is not None:
-                self._sent = {}
                 continue
             k = (tp.topic, tp.partition)
             acked = True
             if k in self.pending and self.pending[k] <= tp.offset:
                 del self.pending[k]
         if acked:
-            self._acked_at = self.clock()
-            self._stuck_reported = False
             metrics.COMMITS.labels(self.component, "ok").inc()
 
     def flush(self, consumer: Any, timeout_s: float = 10.0) -> None:
-        """The last commit, when stopping: sent at once, then the callbacks are served (every partition paused,
-        so that no record comes) until it is acknowledged or ``timeout_s`` passed. Offsets not acknowledged
-        then are processed again by the partitions' next owner: nothing is lost, and stopping never hangs."""
+        """The last commit, when stopping: the callbacks are served (every partition paused, so that no record
+        comes) until the pending offsets are acknowledged or ``timeout_s`` passed. Offsets not acknowledged then
+        are processed again by the partitions' next owner: nothing is lost, and stopping never hangs."""
         if not self.pending:
-            return
-        self._sent = {}
-        try:
-            self.commit(consumer)
-        except FatalConsumerError as exc:  # not committed: processed again by whoever takes the partitions
-            log.warning("final commit impossible: %s", exc)
-            self.clear()
             return
         deadline = self.clock() + timeout_s
         try:
             consumer.pause(consumer.assignment())
-            while self.pending and self._fatal is None and self.clock() < deadline:
+        except Exception as exc:  # noqa: BLE001 - a fake, or a consumer already unusable
+            log.debug("pausing before the final commit: %s", exc)
+        try:
+            while self.pending and self.clock() < deadline:
+                self.commit(consumer)  # sent once the commit in flight (if any) has its result
                 consumer.poll(0.1)
+        except FatalConsumerError as exc:  # not committed: processed again by whoever takes the partitions
+            log.warning("final commit impossible: %s", exc)
         except Exception as exc:  # noqa: BLE001 - a consumer that cannot serve callbacks any more
             log.debug("serving the final commit's result: %s", exc)
         if self.pending:
@@ -328,12 +330,13 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        # the broker's minimum: after a broker restart the group waits out the session of every member that
-        # will not come back (its member id is gone) before it assigns again; 10 s made the backlog of a restart
-        # longer. A session may now expire during a restart: the revoke callbacks commit without blocking
-        # (commit_offsets_nowait), since a synchronous commit there once waited minutes on the absent coordinator.
-        # A SIGKILLed static member restarts well within it (about 4 s, model load included).
-        "session.timeout.ms": 6_000,
+        # longer than a broker restart (about 6 s here): the members' sessions outlive it, so the reloaded group
+        # goes on with the same members and assignment, no rebalance. 6 s (the broker's minimum) expired every
+        # session during a restart and the rejoin added seconds of backlog (10-minute soak: 49 s to recover, with
+        # the sink lagging last). Nothing blocks on the restarting coordinator: per-batch commits are asynchronous
+        # (OffsetCommitter) and the revoke callbacks' too. A SIGKILLed static member restarts well within it
+        # (about 4 s, model load included); a dynamic member that dies leaves its partitions idle this long.
+        "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "max.poll.interval.ms": settings.max_poll_interval_ms,
         "fetch.wait.max.ms": 50,

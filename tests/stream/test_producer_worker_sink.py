@@ -471,8 +471,9 @@ def test_per_batch_commits_never_block_the_poll_loop():
     t0 = time.monotonic()
     w.run(max_messages=3)
     assert time.monotonic() - t0 < 5 and w.stats.processed == 3
-    # each batch's offsets sent, none acknowledged; the last sent again when stopping, which does not wait long
-    assert [c[("in", 0)] for c in consumer.commits] == [1, 2, 3, 3]
+    # the first batch's commit never gets a result: one commit at a time, so nothing more is sent, and stopping
+    # does not wait for it long
+    assert [c[("in", 0)] for c in consumer.commits] == [1] and w.commits.pending == {}
     docs = [Msg(json.dumps({"_id": f"d{i}"}).encode(), i, topic="out") for i in range(3)]
     coll = FakeCollection()
     sink = Sink(Settings(processed_topic="out", batch_size=1), consumer=_NoCoordinator(docs), collection=coll,
@@ -488,27 +489,61 @@ def test_offset_committer_drops_only_what_the_broker_acknowledged():
     from extractor.stream.kafka import FatalConsumerError, OffsetCommitter
 
     now = [0.0]
-    c = OffsetCommitter("worker", resend_s=5, clock=lambda: now[0])
+    c = OffsetCommitter("worker", stuck_s=60, clock=lambda: now[0])
     consumer = _NoCoordinator([])
     c.done({("in", 0): 10, ("in", 1): 4})
     c.commit(consumer)
-    c.commit(consumer)  # nothing new, sent a moment ago: not sent again
-    assert len(consumer.commits) == 1
     c.done({("in", 0): 12})
-    c.on_commit(None, [TopicPartition("in", 0, 10), TopicPartition("in", 1, 4)])  # the first commit's result
-    assert c.pending == {("in", 0): 12}  # 10 acknowledged, 12 not yet
+    c.commit(consumer)  # the first commit's result is not back: nothing sent
+    assert consumer.commits == [{("in", 0): 10, ("in", 1): 4}] and c.in_flight
+    c.on_commit(None, [TopicPartition("in", 0, 10), TopicPartition("in", 1, 4)])
+    assert c.pending == {("in", 0): 12} and not c.in_flight  # 10 acknowledged, 12 not yet
     c.commit(consumer)
     assert consumer.commits[-1] == {("in", 0): 12}
-    c.on_commit(KafkaError(KafkaError.COORDINATOR_NOT_AVAILABLE), [TopicPartition("in", 0, 12)])
+    c.on_commit(KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS), [TopicPartition("in", 0, 12)])
     c.commit(consumer)  # failed: sent again at once
     assert consumer.commits[-1] == {("in", 0): 12} and len(consumer.commits) == 3
-    now[0] = 4.0
+    c.on_commit(None, [TopicPartition("in", 5, 1)])  # another commit's result (a revoke's): still in flight
     c.commit(consumer)
     assert len(consumer.commits) == 3
-    now[0] = 9.5
-    c.commit(consumer)  # not acknowledged for resend_s: sent again
+    now[0] = 61.0
+    c.commit(consumer)  # no result for stuck_s: counted as failed, and the next one goes
     assert len(consumer.commits) == 4
     assert c.drop([("in", 0)]) == {("in", 0): 12} and c.pending == {}
     c.on_commit(KafkaError(KafkaError._FATAL, "fenced", fatal=True), [])
     with pytest.raises(FatalConsumerError):
         c.commit(consumer)
+
+
+def test_an_older_commit_never_lands_after_a_newer_one():
+    """librdkafka retries a commit that meets a loading coordinator by itself, so two commits in flight can land
+    in either order; the older landing last moved a broker-restart test's group 500 records back for good. The
+    committer keeps one commit in flight: the broker sees the offsets in the order they were finished."""
+    from confluent_kafka import TopicPartition
+
+    from extractor.stream.kafka import OffsetCommitter
+
+    class Broker(FakeConsumer):
+        """Holds every commit until told to answer, then applies them newest first."""
+
+        def __init__(self):
+            super().__init__([])
+            self.held, self.committed = [], {}
+
+        def commit(self, offsets=None, asynchronous=True):
+            self.held.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+
+        def answer_newest_first(self, c):
+            for offsets in reversed(self.held):
+                self.committed.update(offsets)
+                c.on_commit(None, [TopicPartition(t, p, o) for (t, p), o in offsets.items()])
+            self.held = []
+
+    broker, c = Broker(), OffsetCommitter("sink")
+    for end in (100, 200, 300):  # three batches finished before any result came back
+        c.done({("out", 0): end})
+        c.commit(broker)
+    broker.answer_newest_first(c)
+    c.commit(broker)  # the result came: the latest offsets go now
+    broker.answer_newest_first(c)
+    assert broker.committed == {("out", 0): 300} and c.pending == {}
