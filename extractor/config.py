@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     # evenly among 1, 2, 3 or 6 workers, so that none drains a backlog alone (with 3, one of 2 workers held two)
     input_partitions: int = 6
     group_id: str = "extractor-workers"  # the workers' consumer group
-    # static group membership (KIP-345): a worker restarted with the same id (a pod name, say) gets its partitions
-    # back at once instead of waiting for the session timeout and a rebalance
+    # static group membership (KIP-345), for a worker or a sink: restarted with the same id (a pod name, say) it gets
+    # its partitions back at once instead of waiting for the session timeout and a rebalance
     group_instance_id: str | None = None
     sink_group_id: str = "extractor-mongo-sink"  # the project's sink's consumer group
     batch_size: int = 500  # records per poll and per chain call
