@@ -1,8 +1,10 @@
 """``python -m extractor topics``: create the project's Kafka topics (idempotent) and list them.
 
 The input and processed topics get ``input_partitions`` partitions (the worker group's parallelism);
-the dead-letter topic gets one. A topic that already exists is left as it is, even with another
-partition count (reported, never altered).
+the dead-letter topic gets one. A topic that already exists with fewer partitions than planned is grown to
+the planned count (``grown``, with a warning: Kafka never shrinks a topic, and a key written before maps to
+another partition after, so records of one patient across the change may be processed out of order, which
+the documents, keyed by entry id, do not mind); one with more is left as it is.
 """
 
 from __future__ import annotations
@@ -41,19 +43,32 @@ def ensure_topics(
 ) -> dict[str, str]:
     """Create the project's topics (plus ``extra``: name -> partitions) when missing.
 
-    Returns topic -> ``"created"`` or ``"exists"``. Raises ``RuntimeError`` on any other failure
-    (broker unreachable, not authorised, invalid replication factor).
+    Returns topic -> ``"created"``, ``"grown"`` (it had fewer partitions than planned) or ``"exists"``.
+    Raises ``RuntimeError`` on any other failure (broker unreachable, not authorised, invalid replication factor).
     """
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
     plan = {**topic_plan(settings), **(extra or {})}
     admin = AdminClient(_admin_conf(settings))
     try:
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
+        topics = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as e:
         raise RuntimeError(f"cannot reach Kafka at {settings.bootstrap_servers}: {e}") from e
+    existing = set(topics)
     result = {name: "exists" for name in plan if name in existing}
+    fewer = {n: len(topics[n].partitions) for n in plan if n in existing and len(topics[n].partitions) < plan[n]}
+    if fewer:
+        futures = admin.create_partitions([NewPartitions(n, plan[n]) for n in fewer],
+                                          operation_timeout=timeout_s, request_timeout=timeout_s)
+        for name, fut in futures.items():
+            try:
+                fut.result()
+            except KafkaException as e:
+                raise RuntimeError(f"growing topic {name} to {plan[name]} partitions failed: {e.args[0]}") from e
+            result[name] = "grown"
+            log.warning("grew topic %s from %d to %d partitions (keys written before may map to other "
+                        "partitions now)", name, fewer[name], plan[name])
     missing = [
         NewTopic(n, num_partitions=p, replication_factor=replication_factor)
         for n, p in plan.items()

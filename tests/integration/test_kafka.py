@@ -84,6 +84,30 @@ def test_ensure_topics_creates_missing(services: Endpoints, unique_name: str) ->
     assert len(md.topics[f"{unique_name}-dlq"].partitions) == 1
 
 
+def test_ensure_topics_grows_a_topic_with_fewer_partitions_and_never_shrinks(services: Endpoints,
+                                                                              unique_name: str) -> None:
+    """A topic created with the old default (3) gets the planned 6 when `topics` runs again; one with more keeps
+    them (Kafka cannot shrink a topic)."""
+    def settings(partitions: int):
+        return load_settings(bootstrap_servers=services.bootstrap_servers, input_topic=f"{unique_name}-in",
+                             processed_topic=f"{unique_name}-out", dlq_topic=f"{unique_name}-dlq",
+                             input_partitions=partitions)
+
+    def counts() -> dict[str, int]:
+        md = AdminClient({"bootstrap.servers": services.bootstrap_servers}).list_topics(timeout=10)
+        return {t: len(md.topics[f"{unique_name}-{t}"].partitions) for t in ("in", "out", "dlq")}
+
+    assert set(ensure_topics(settings(3)).values()) == {"created"}
+    assert counts() == {"in": 3, "out": 3, "dlq": 1}
+    grown = ensure_topics(settings(6))
+    assert grown == {f"{unique_name}-in": "grown", f"{unique_name}-out": "grown", f"{unique_name}-dlq": "exists"}
+    assert counts() == {"in": 6, "out": 6, "dlq": 1}
+    assert set(ensure_topics(settings(2)).values()) == {"exists"}
+    assert counts() == {"in": 6, "out": 6, "dlq": 1}
+    AdminClient({"bootstrap.servers": services.bootstrap_servers}).delete_topics(
+        [f"{unique_name}-{t}" for t in ("in", "out", "dlq")])
+
+
 def test_auto_create_is_disabled(services: Endpoints, unique_name: str) -> None:
     """A mistyped topic name must fail, not silently create a topic."""
     producer = Producer({"bootstrap.servers": services.bootstrap_servers, "message.timeout.ms": 3000})
