@@ -31,7 +31,7 @@ from pathlib import Path
 
 from services.config import HOST, REPO_ROOT, ServiceConfig
 from services.errors import ServiceError
-from services.process import ManagedProcess, run_checked
+from services.process import ManagedProcess, apt_get, run_checked
 
 log = logging.getLogger(__name__)
 
@@ -191,13 +191,13 @@ def ensure_packages() -> None:
     server = _installed_version(f"postgresql-{PGMAJOR}")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     log.info("installing Debian packages: %s (apt-get, about half a minute)", " ".join(pkgs))
-    run_checked(["apt-get", "update", "-q"], "apt-get update", env=env)
+    apt_get(["update", "-q"], "apt-get update", env=env)
     if server:  # keep a present server at its version: headers and client must match it, and RUM must fit it
         pkgs = [f"{p}={server}" if p in _PINNED_WITH_SERVER else p for p in pkgs]
         if f"postgresql-{PGMAJOR}-rum" in pkgs:
             pkgs.remove(f"postgresql-{PGMAJOR}-rum")
             pkgs.append(f"postgresql-{PGMAJOR}-rum={_fitting_rum(pkgs)}")
-    run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs], "apt-get install", env=env)
+    apt_get(["install", "-y", "-q", "--no-install-recommends", *pkgs], "apt-get install", env=env)
     still = missing_packages()
     if still:
         raise ServiceError(f"apt-get finished but these packages are still missing: {' '.join(still)}")

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -276,3 +277,17 @@ def run_checked(
         shown = " ".join(argv) if show_argv else f"{argv[0]} … (arguments hidden: they hold secrets)"
         raise ServiceError(f"{what} failed (exit {res.returncode}): {shown}\n{out}")
     return res.stdout
+
+
+# one apt-get at a time in this process: `services up` installs side by side (PostgreSQL's build packages,
+# Prometheus), and two apt-get runs race for dpkg's lock; the lock option waits for any other apt (unattended
+# upgrades, a user's own) instead of failing at once
+_APT_LOCK = threading.Lock()
+APT_LOCK_TIMEOUT_S = 300
+
+
+def apt_get(args: Sequence[str], what: str, env: dict[str, str] | None = None) -> str:
+    """Run ``apt-get ARGS`` non-interactively, serialised within this process and waiting for dpkg's lock."""
+    argv = ["apt-get", "-o", f"DPkg::Lock::Timeout={APT_LOCK_TIMEOUT_S}", *args]
+    with _APT_LOCK:
+        return run_checked(argv, what, env={"DEBIAN_FRONTEND": "noninteractive", **(env or {})})

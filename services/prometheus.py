@@ -21,7 +21,7 @@ from pathlib import Path
 
 from services.config import HOST, ServiceConfig
 from services.errors import ServiceError
-from services.process import ManagedProcess, run_checked
+from services.process import ManagedProcess, apt_get
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,9 @@ def ensure_binary(cfg: ServiceConfig | None = None) -> None:
         raise ServiceError(f"prometheus and promtool are not installed. Install them with:  sudo sh -c '{command}'")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     log.info("installing Debian package %s (apt-get, about half a minute)", PACKAGE)
-    run_checked(["apt-get", "update", "-q"], "apt-get update", env=env)
+    apt_get(["update", "-q"], "apt-get update", env=env)
     # no service start from the package's scripts: this manager runs its own instance
-    run_checked(["apt-get", "install", "-y", "-q", "--no-install-recommends", PACKAGE], "apt-get install",
+    apt_get(["install", "-y", "-q", "--no-install-recommends", PACKAGE], "apt-get install",
                 env={**env, "RUNLEVEL": "1"})
     if not (tool("prometheus") and tool("promtool")):
         raise ServiceError("apt-get finished but prometheus / promtool are still missing")

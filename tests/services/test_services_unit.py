@@ -98,3 +98,39 @@ def test_cluster_moves_out_of_a_folder_the_postgres_user_cannot_enter(tmp_path: 
     tmp_path.chmod(0o755)
     if all(p.stat().st_mode & 0o001 for p in private.parents):
         assert postgres.cluster_root(cfg) == private / "svc" / "postgres"
+
+
+def test_apt_get_runs_one_at_a_time_and_waits_for_dpkgs_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`services up` installs PostgreSQL's packages and Prometheus side by side: on a fresh machine the second
+    apt-get failed at once on dpkg's lock ("held by process ... (apt-get)"). They now queue, and wait for an apt
+    outside this process instead of failing."""
+    import threading
+    import time
+
+    from services import process
+
+    running, overlaps, calls = [0], [0], []
+    guard = threading.Lock()
+
+    def fake_run_checked(argv: list[str], what: str, env: dict[str, str] | None = None, **_: object) -> str:
+        with guard:
+            running[0] += 1
+            overlaps[0] = max(overlaps[0], running[0])
+            calls.append((argv, env))
+        time.sleep(0.05)
+        with guard:
+            running[0] -= 1
+        return ""
+
+    monkeypatch.setattr(process, "run_checked", fake_run_checked)
+    threads = [threading.Thread(target=process.apt_get, args=(["install", "-y", f"pkg{i}"], "apt-get install"))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps[0] == 1
+    assert len(calls) == 4
+    for argv, env in calls:
+        assert argv[:3] == ["apt-get", "-o", f"DPkg::Lock::Timeout={process.APT_LOCK_TIMEOUT_S}"]
+        assert env is not None and env["DEBIAN_FRONTEND"] == "noninteractive"
