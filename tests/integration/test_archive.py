@@ -162,6 +162,29 @@ def test_storage_down_mid_run_retries_commits_nothing_and_loses_nothing(
     _assert_exact(s, produced)
 
 
+def test_a_broker_restart_mid_run_neither_holds_the_archiver_nor_loses_a_record(
+    services, services_config, unique_name: str, tmp_path: Path
+) -> None:
+    """A synchronous commit held a sink for good after a broker restart; the archiver commits like the sink now
+    (asynchronously, one in flight): after the restart it archives what comes next and its group's committed
+    offsets reach the topic's end."""
+    s = _settings(unique_name, services, archive_flush_bytes=5_000, archive_flush_s=0.5)
+    produced = _produce(s, tmp_path, 300, seed=5)
+    archiver = Archiver(s)
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("stats", archiver.run(max_idle_s=15)), daemon=True)
+    thread.start()
+    wait_for(lambda: archiver.stats.objects >= 1, 60, "a first object")
+    manager.down(services_config, ["kafka"])
+    manager.up(services_config, ["kafka"])  # same data dir: topics and committed offsets survive
+    produced += _produce(s, tmp_path, 300, seed=6)
+    wait_for(lambda: _committed(s) == end_offsets(s, s.input_topic), 120,
+             "the archiver's committed offsets at the topic's end after the restart")
+    thread.join(120)
+    assert not thread.is_alive()
+    _assert_exact(s, produced)
+
+
 def test_a_missing_bucket_is_a_clear_error(services, unique_name: str) -> None:
     env = {**os.environ, "EXTRACTOR_GCS_ENDPOINT": gcs.url(), "EXTRACTOR_BOOTSTRAP_SERVERS": services.bootstrap_servers}
     done = subprocess.run([sys.executable, "-m", "extractor", "archive", "--url", "gs://no-such-bucket-here/x",

@@ -39,10 +39,12 @@ class FakeConsumer:
         self.fail_commit = fail_commit
 
     def commit(self, offsets=None, asynchronous=True):
+        # asynchronous only: a synchronous commit can wait for ever after a broker restart (it held a sink so)
+        assert asynchronous, "the archiver must never block on a commit"
         if self.fail_commit:
             raise RuntimeError("crash before the commit")
         self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
-        return offsets
+        return None
 
 
 def test_runs_cut_at_a_new_date_and_at_the_size_limit() -> None:
@@ -64,11 +66,12 @@ def test_parquet_keeps_every_byte() -> None:
 def test_commit_only_after_upload_and_resume_after_a_crash(tmp_path: Path) -> None:
     s = Settings(archive_url=f"file://{tmp_path}/arch", archive_max_object_bytes=30)
     fs, root = filesystem(s.archive_url, s)
-    crashed = Archiver(s, consumer=FakeConsumer(fail_commit=True), fs=fs, root=root)
+    dying = FakeConsumer(fail_commit=True)
+    crashed = Archiver(s, consumer=dying, fs=fs, root=root)
     for o in range(5):
         crashed.add(Msg(_raw(o)))
-    with pytest.raises(RuntimeError):
-        crashed.flush()  # uploaded, then the process died before the commit
+    crashed.flush()  # uploaded, then the process died before the commit
+    assert dying.commits == [] and crashed.commits.pending == {("t", 0): 5}
     assert archived_through(fs, root, "t", 0) == 4
     assert fs.exists(object_path(root, "t", "2023-11-14", 0, 0, 1))
     # the restarted archiver reads offsets 0..6 again from the last committed offset: it skips what the objects
@@ -116,3 +119,32 @@ def test_lag_counts_what_is_not_yet_in_an_object(tmp_path: Path) -> None:
     a.flush()
     assert a.update_lag() == {("t", 0): 6}
     assert metrics.CONSUMER_LAG.labels("archiver", "t", "0")._value.get() == 6
+
+
+def test_commits_are_asynchronous_one_in_flight_and_sent_again_until_acknowledged(tmp_path: Path) -> None:
+    """The archiver commits like the worker and the sink (OffsetCommitter): never a blocking commit, the next
+    one only after the last one's result, a refused one sent again."""
+    from types import SimpleNamespace
+
+    s = Settings(archive_url=f"file://{tmp_path}/arch")
+    fs, root = filesystem(s.archive_url, s)
+    consumer = FakeConsumer()
+    a = Archiver(s, consumer=consumer, fs=fs, root=root)
+    assert consumer.on_commit == a.commits.on_commit  # the fake gets the committer's callback
+    for o in range(2):
+        a.add(Msg(_raw(o)))
+    a.flush()
+    for o in range(2, 4):
+        a.add(Msg(_raw(o)))
+    a.flush()  # uploaded; its commit waits for the one in flight
+    assert consumer.commits == [{("t", 0): 2}]
+    tp = SimpleNamespace(topic="t", partition=0, offset=2, error=None)
+    consumer.on_commit(None, [tp])
+    a.commits.commit(consumer)
+    assert consumer.commits[-1] == {("t", 0): 4}
+    # refused (the coordinator reloading after a broker restart): sent again, nothing dropped
+    err = SimpleNamespace(name=lambda: "COORDINATOR_LOAD_IN_PROGRESS", code=lambda: 14, fatal=lambda: False)
+    consumer.on_commit(err, [SimpleNamespace(topic="t", partition=0, offset=4, error=None)])
+    assert a.commits.pending == {("t", 0): 4}
+    a.commits.commit(consumer)
+    assert consumer.commits[-1] == {("t", 0): 4} and len(consumer.commits) == 3
