@@ -9,8 +9,9 @@ also run by ``python -m services up`` and ``make demo``) creates the indexes the
   flat ``kind:code`` list, e.g. ``illness:I10``);
 * ``timestamp``: counts per code in a time range.
 
-Every index costs the database CPU on each write (measured with ``bench pipeline`` on FerretDB 2 / DocumentDB:
-0.02-0.06 ms per document each), so there is no index a query does not use. Earlier versions also had
+Every index costs the database CPU on each write (measured on FerretDB 2 / DocumentDB: about 0.017 ms per document
+each with the composite operator class the local server uses, 0.055 with the single-path one), so there is no
+index a query does not use. Earlier versions also had
 ``illness_code_timestamp``, ``medicine_code_timestamp`` and ``status``; :func:`ensure_indexes` drops them, and
 ``db init`` adds ``codes`` to documents written before it existed.
 
