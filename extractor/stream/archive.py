@@ -169,12 +169,27 @@ def to_parquet(records: list[Raw]) -> bytes:
 
 def archived_through(fs: Any, root: str, topic: str, partition: int) -> int | None:
     """The last offset the objects of ``topic``/``partition`` hold, or None when there are none."""
-    pattern = f"{root}/raw/topic={topic}/date=*/partition={partition}/offsets-*.parquet"
-    last = None
-    for path in fs.glob(pattern):
-        m = _OBJECT.search(path)
-        if m and (last is None or int(m.group(2)) > last):
-            last = int(m.group(2))
+    return archived_through_all(fs, root, topic).get(partition)
+
+
+_PARTITION = re.compile(r"/partition=(\d+)/offsets-(\d+)-(\d+)\.parquet$")
+
+
+def archived_through_all(fs: Any, root: str, topic: str) -> dict[int, int]:
+    """The last offset the objects of each partition of ``topic`` hold, from one listing of the topic's prefix
+    (an assignment of several partitions lists once, not once per partition)."""
+    last: dict[int, int] = {}
+    base = f"{root}/raw/topic={topic}"
+    try:
+        paths = fs.find(base)
+    except FileNotFoundError:
+        return last
+    for path in paths:
+        m = _PARTITION.search(path)
+        if m and "/date=" in path:
+            p, end = int(m.group(1)), int(m.group(3))
+            if end > last.get(p, -1):
+                last[p] = end
     return last
 
 
@@ -222,8 +237,9 @@ class Archiver:
     # rebalance callbacks
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         self.assigned_at = time.monotonic()  # idle time counts from here: a rejoin can take a session timeout
+        archived = {t: archived_through_all(self.fs, self.root, t) for t in {tp.topic for tp in partitions}}
         for tp in partitions:
-            last = archived_through(self.fs, self.root, tp.topic, tp.partition)
+            last = archived[tp.topic].get(tp.partition)
             if last is not None:
                 self.resume[(tp.topic, tp.partition)] = last + 1
         log.info("assigned %s; archived through %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions],

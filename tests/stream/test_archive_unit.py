@@ -148,3 +148,35 @@ def test_commits_are_asynchronous_one_in_flight_and_sent_again_until_acknowledge
     assert a.commits.pending == {("t", 0): 4}
     a.commits.commit(consumer)
     assert consumer.commits[-1] == {("t", 0): 4} and len(consumer.commits) == 3
+
+
+def test_an_assignment_lists_the_archive_once_per_topic(tmp_path: Path) -> None:
+    """Where to resume each assigned partition comes from one listing of the topic's prefix, not one per
+    partition (each is a paginated listing of the whole archive on an object store)."""
+    from types import SimpleNamespace
+
+    from extractor.stream.archive import archived_through_all
+
+    s = Settings(archive_url=f"file://{tmp_path}/arch")
+    fs, root = filesystem(s.archive_url, s)
+    for date, p, first, last in [("2023-11-14", 0, 0, 9), ("2023-11-15", 0, 10, 12), ("2023-11-14", 1, 0, 4),
+                                 ("2023-11-13", 1, 5, 7), ("2023-11-15", 3, 0, 0)]:
+        path = object_path(root, "t", date, p, first, last)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        fs.pipe_file(path, b"x")
+    fs.pipe_file(f"{root}/raw/topic=t/notes.txt", b"not an object")
+    assert archived_through_all(fs, root, "t") == {0: 12, 1: 7, 3: 0}  # an older date may hold the last offsets
+    assert archived_through_all(fs, root, "absent") == {}
+
+    calls: list[str] = []
+    real_find = fs.find
+
+    def counting_find(path: str, *a, **kw):
+        calls.append(path)
+        return real_find(path, *a, **kw)
+
+    fs.find = counting_find
+    a = Archiver(s, consumer=FakeConsumer(), fs=fs, root=root)
+    a._on_assign(None, [SimpleNamespace(topic="t", partition=p) for p in range(4)])
+    assert len(calls) == 1
+    assert a.resume == {("t", 0): 13, ("t", 1): 8, ("t", 3): 1}
