@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -93,6 +94,7 @@ def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-
         # the Python daemon loads the chain once and forks the workers with it (extractor.batch.daemon): one load
         # per executor instead of one per core, its memory shared
         "spark.python.daemon.module": "extractor.batch.daemon",
+        "spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled": "false",
     }
     if master.startswith("local"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -116,6 +118,29 @@ def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def warm_up_workers(spark: Any) -> threading.Thread:
+    """Start the executors' Python side now, in the background: a job of one empty task per core makes Spark
+    start its Python daemon (which loads the chain, :mod:`extractor.batch.daemon`) and fork the workers, while
+    the driver lists the input and the JVM plans the backfill's first query (about 2 s of its CPU at the start of
+    a session). The workers stay up for the backfill's tasks (``spark.python.worker.reuse``). Returns the thread;
+    a failure is only logged: the backfill's own job starts the workers then."""
+
+    def run() -> None:
+        try:
+            n = max(1, spark.sparkContext.defaultParallelism)
+            spark.sparkContext.parallelize(range(n), n).foreach(_nothing)
+        except Exception as exc:  # noqa: BLE001 - an optimisation only
+            log.debug("Python workers not warmed up: %s", exc)
+
+    t = threading.Thread(target=run, name="warm-up-python-workers", daemon=True)
+    t.start()
+    return t
+
+
+def _nothing(_: Any) -> None:
+    return None
 
 
 def _fs(spark: Any, path: str) -> tuple[Any, Any]:
@@ -169,6 +194,9 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
     from pyspark.sql import functions as F
 
     t0 = time.monotonic()
+    own = spark is None
+    spark = spark or spark_session(master)
+    warm = warm_up_workers(spark)
     if inputs.is_archive(input_path):  # objects of `python -m extractor archive`, pruned by date folder
         files = {"archive": inputs.archive_objects(str(input_path), settings, topic or settings.input_topic,
                                                    since, until)}
@@ -176,8 +204,6 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
                  topic or settings.input_topic, since or "the start", until or "now")
     else:
         files = inputs.discover(input_path)
-    own = spark is None
-    spark = spark or spark_session(master)
     summary = BackfillSummary(input=str(input_path), master=spark.sparkContext.master)
     if spark.sparkContext.uiWebUrl:
         log.info("Spark UI: %s", spark.sparkContext.uiWebUrl)
@@ -253,6 +279,7 @@ def backfill(settings: Settings, input_path: str | Path, output: str | Path, *, 
             docs.select("document").foreachPartition(write_counting)
             summary.mongo_upserted = acc.value
     finally:
+        warm.join()
         for path in (merged_dir, pystage):
             if _exists(spark, path):
                 _fs(spark, path)[0].delete(_fs(spark, path)[1], True)
@@ -312,22 +339,15 @@ class _Tally:
 
 
 def _tally(out: Any) -> _Tally:
-    """One Spark job over the staged output rows: records per (kind, reason, file) and, in the same aggregation
-    (grouping sets), the document ids seen more than once (the input's duplicates). Nothing is cached and the
-    rows are read once: any second action on ``out`` would run the chain again."""
-    from pyspark.sql import functions as F
-
-    doc_id = F.when(F.col("kind") == rec.KIND_DOCUMENT, F.col("_id"))
-    rows = (out.select("kind", "reason", "staged_file", doc_id.alias("doc_id"))
-            .groupingSets([["kind", "reason", "staged_file"], ["doc_id"]], "kind", "reason", "staged_file", "doc_id")
-            .agg(F.count(F.lit(1)).alias("n"), F.grouping("doc_id").alias("by_file"))
-            .filter((F.col("by_file") == 1) | (F.col("doc_id").isNotNull() & (F.col("n") > 1)))
-            .collect())
+    """Sum the tasks' tallies (:func:`extractor.batch.records.tally_rows`: a few rows per task, collected as
+    Arrow) and count the documents whose id an earlier one had (the input's duplicates) from their digests. One
+    Spark job, nothing cached: any second action on ``out`` would run the chain again."""
     t = _Tally()
     docs, dead = set(), set()
-    for r in rows:
-        if not r["by_file"]:  # an id seen n times: n - 1 duplicates
-            t.duplicates += r["n"] - 1
+    packed: list[bytes] = []
+    for r in out.toArrow().to_pylist():
+        if r["ids"] is not None:
+            packed.append(r["ids"])
             continue
         t.kinds[r["kind"]] = t.kinds.get(r["kind"], 0) + r["n"]
         if r["kind"] == rec.KIND_DEAD_LETTER:
@@ -335,6 +355,7 @@ def _tally(out: Any) -> _Tally:
             dead.add(r["staged_file"])
         else:
             docs.add(r["staged_file"])
+    t.duplicates = rec.duplicate_ids(packed)
     t.document_files, t.dead_letter_files = sorted(docs), sorted(dead)
     return t
 

@@ -15,11 +15,15 @@ fails is logged on stderr and leaves the workers to load (and report) the chain 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import sys
 import time
 
 log = logging.getLogger(__name__)
+
+WORKER_MODULES = ("pyarrow", "pyarrow.ipc", "pyarrow.parquet", "cloudpickle", "pyspark.worker",
+                  "extractor.batch.inputs", "extractor.batch.staging")
 
 
 def preload() -> bool:
@@ -34,6 +38,11 @@ def preload() -> bool:
             settings = load_settings()
             if not settings.backfill_preload_chain:
                 return False
+            # what each forked worker would import before its first batch (measured: pyarrow and its IPC reader,
+            # cloudpickle for the task, the backfill's own modules), imported once here and shared; before the
+            # chain, whose load freezes the heap out of the garbage collector
+            for name in WORKER_MODULES:
+                importlib.import_module(name)
             rec.chain_for(rec.settings_payload(settings))
     except Exception as exc:  # noqa: BLE001 - the workers load the chain themselves and report the error
         print(f"extractor daemon: chain not preloaded ({type(exc).__name__}: {exc})", file=sys.stderr)

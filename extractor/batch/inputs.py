@@ -202,8 +202,9 @@ def _records_to_output(batches: Iterator[Any], payload: dict[str, Any], staging:
 def staged_output(spark: Any, files: dict[str, list[str]], columns: tuple[str, str, str], partitions: int,
                   staging: str, header: bool = True, payload: dict[str, Any] | None = None,
                   factory: str | None = None) -> Any:
-    """One DataFrame with a row per input record (:data:`extractor.batch.records.STAGED_OUTPUT_FIELDS`), the
-    documents and dead letters written under ``staging`` by the Python workers. CSV, JSON lines and archive
+    """One DataFrame of the tasks' tallies (:data:`extractor.batch.records.TALLY_FIELDS`: records by kind, reason
+    and file, and the documents' id digests), the documents and dead letters written under ``staging`` by the
+    Python workers. CSV, JSON lines and archive
     objects are read, parsed and extracted in the same task (:func:`work_units`: no shuffle of the records);
     Parquet is read by Spark's reader and handed over as Arrow batches."""
     from pyspark.sql import functions as F
@@ -211,7 +212,7 @@ def staged_output(spark: Any, files: dict[str, list[str]], columns: tuple[str, s
     from extractor.batch import records as rec
 
     payload = payload or {}
-    schema = _spark_schema(rec.staged_output_arrow_schema())
+    schema = _spark_schema(rec.tally_arrow_schema())
     parts = []
     units = work_units(files, partitions)
     if units:

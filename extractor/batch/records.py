@@ -48,9 +48,16 @@ DOCUMENT_COLUMNS = ("_id", "patient_id", "timestamp", "status", "illness", "medi
 # the columns of the dead-letter Parquet (the dlq-topic's reasons, stages and headers, the original bytes in value)
 DEAD_LETTER_COLUMNS = ("entry_id", "reason", "stage", "error_class", "error", "source_file", "source_row", "value",
                        "headers")
-# the rows a staging task hands back to Spark, one per record: its kind, id (documents), reason (dead letters)
-# and the file it was staged in (its columns are in that file); counts, files and duplicates come from these
+# a staged record: its kind, id (documents), reason (dead letters) and the file it was staged in (its columns are
+# in that file), one per record (:meth:`extractor.batch.staging.OutputStager.take`)
 STAGED_OUTPUT_FIELDS = ("kind", "_id", "reason", "staged_file")
+# what a staging task hands back to Spark (:func:`stage_records`): its records counted by (kind, reason, file),
+# ``ids`` None; then its documents' ids, as ``ID_DIGEST_BYTES``-byte digests packed into ``ids`` (``n`` of them
+# per row, kind/reason/file None), from which the driver finds the entries seen twice (:func:`duplicate_ids`).
+# A few rows per task instead of one per record: the JVM plans, converts and aggregates almost nothing
+TALLY_FIELDS = ("kind", "reason", "staged_file", "n", "ids")
+ID_DIGEST_BYTES = 16  # blake2b: two different ids share a digest with probability 2**-128
+IDS_PER_ROW = 1 << 20  # digests per ``ids`` value (16 MB): bounded Arrow values
 NULL_DATE = "__HIVE_DEFAULT_PARTITION__"  # Spark's folder name for a null partition value
 # document JSON buffered per task before it is written out (bounded memory: about 1.3x this in Arrow at the peak).
 # Each flush writes one file per date in the buffer, about 0.8 ms each: at 128 MB a 100,000-row task of 1,047
@@ -266,6 +273,49 @@ def staged_output_arrow_schema() -> Any:
     return pa.schema([pa.field(f, pa.string()) for f in STAGED_OUTPUT_FIELDS])
 
 
+def tally_arrow_schema() -> Any:
+    """The schema of what a staging task returns (:data:`TALLY_FIELDS`)."""
+    import pyarrow as pa
+
+    types = {"n": pa.int64(), "ids": pa.binary()}
+    return pa.schema([pa.field(f, types.get(f, pa.string())) for f in TALLY_FIELDS])
+
+
+def id_digest(entry_id: str) -> bytes:
+    return hashlib.blake2b(entry_id.encode("utf-8"), digest_size=ID_DIGEST_BYTES).digest()
+
+
+def tally_rows(staged: Iterable[tuple]) -> list[tuple]:
+    """Staged records (:data:`STAGED_OUTPUT_FIELDS`) -> :data:`TALLY_FIELDS` rows: one per (kind, reason, file)
+    with its count, then the documents' id digests, packed."""
+    counts: dict[tuple, int] = {}
+    ids: list[bytes] = []
+    for kind, entry_id, reason, staged_file in staged:
+        key = (kind, reason, staged_file)
+        counts[key] = counts.get(key, 0) + 1
+        if kind == KIND_DOCUMENT:
+            ids.append(id_digest(entry_id or ""))
+    rows = [(k, r, f, n, None) for (k, r, f), n in counts.items()]
+    for i in range(0, len(ids), IDS_PER_ROW):
+        chunk = ids[i : i + IDS_PER_ROW]
+        rows.append((None, None, None, len(chunk), b"".join(chunk)))
+    return rows
+
+
+def duplicate_ids(packed: Iterable[bytes]) -> int:
+    """How many documents repeat an id seen before, over every task's packed digests (:func:`tally_rows`):
+    ``n - distinct``. numpy sorts the digests as pairs of 64-bit words (16 bytes a document in the driver)."""
+    import numpy as np
+
+    parts = [np.frombuffer(p, dtype="<u8") for p in packed if p]
+    if not parts:
+        return 0
+    words = np.concatenate(parts).reshape(-1, ID_DIGEST_BYTES // 8)
+    order = np.lexsort(words.T[::-1])
+    ordered = words[order]
+    return int((ordered[1:] == ordered[:-1]).all(axis=1).sum())
+
+
 def dead_letter_arrow_schema() -> Any:
     """The dead-letter Parquet's schema (:data:`DEAD_LETTER_COLUMNS`)."""
     import pyarrow as pa
@@ -298,9 +348,8 @@ def arrow_chunks(rows: Iterable[tuple], schema: Any, size: int = ARROW_BATCH_ROW
 def stage_records(records: Iterable[tuple], payload: dict[str, Any], staging: str, tag: str,
                   factory: str | None = None) -> Iterator[Any]:
     """A task's records through ``chain.extract_many`` in batches of ``batch_size``: the documents and dead letters
-    written under ``staging`` (:class:`OutputStager`), Arrow batches of :data:`STAGED_OUTPUT_FIELDS` rows
-    returned, one per record. The last batch comes after every file is written, so a task that ends has staged
-    all it reports."""
+    written under ``staging`` (:class:`OutputStager`), then one Arrow batch of :data:`TALLY_FIELDS` rows
+    (:func:`tally_rows`), returned after every file is written, so a task that ends has staged all it reports."""
     chain = chain_for(payload, factory)
     size = max(1, int(payload.get("batch_size") or 500))
     max_chars = int(payload.get("max_text_chars") or 20_000)
@@ -308,19 +357,16 @@ def stage_records(records: Iterable[tuple], payload: dict[str, Any], staging: st
     from extractor.batch.staging import OutputStager
 
     stager = OutputStager(staging, settings_from_payload(payload), tag, max_bytes)
-    schema = staged_output_arrow_schema()
     batch: list[tuple] = []
-    pending: list[tuple] = []
+    staged: list[tuple] = []
     for record in records:
         batch.append(record)
         if len(batch) >= size:
-            pending += stager.take(process_batch(chain, batch, max_chars))
+            staged += stager.take(process_batch(chain, batch, max_chars))
             batch = []
-            if len(pending) >= ARROW_BATCH_ROWS:
-                yield to_arrow(pending, schema)
-                pending = []
     if batch:
-        pending += stager.take(process_batch(chain, batch, max_chars))
+        staged += stager.take(process_batch(chain, batch, max_chars))
     stager.flush()
-    if pending:
-        yield to_arrow(pending, schema)
+    rows = tally_rows(staged)
+    if rows:
+        yield to_arrow(rows, tally_arrow_schema())

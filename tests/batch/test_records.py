@@ -51,8 +51,9 @@ def test_one_output_row_per_record_with_stream_reasons(payload: dict) -> None:
 
 
 def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict, tmp_path: Path) -> None:
-    """What mapInArrow runs on records Spark read (Arrow columns in, staged documents and Arrow batches out)
-    decides exactly as the record path, and each document is in the file its row names."""
+    """What mapInArrow runs on records Spark read (Arrow columns in, staged documents and a tally out) decides
+    exactly as the record path: the tally counts each record once under the file that holds it, with its
+    reason, and carries each document's id digest."""
     records = [
         _entry_record("P1", "Patient shows signs of flu. Prescribed ibuprofen."),
         _entry_record("P2", "The weather was lovely."),
@@ -70,36 +71,70 @@ def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict, tmp_p
     out = [row for b in inputs._records_to_output(iter(batches), payload, str(tmp_path), None) for row in b.to_pylist()]
     expected = [dict(zip(rec.OUTPUT_FIELDS, row, strict=True))
                 for row in rec.process_batch(rec.chain_for(payload), back, 20_000)]
-    assert len(out) == len(expected) == 5
-    assert [o["kind"] for o in out] == [e["kind"] for e in expected]
+    assert len(expected) == 5
+    counts = [o for o in out if o["ids"] is None]
+    packed = [o for o in out if o["ids"] is not None]
+    assert sum(o["n"] for o in counts) == 5
+    assert sorted((o["kind"], o["reason"], o["n"]) for o in counts if o["kind"] == rec.KIND_DEAD_LETTER) == sorted(
+        (e["kind"], e["reason"], 1) for e in expected if e["kind"] == rec.KIND_DEAD_LETTER)
+    docs = [e for e in expected if e["kind"] == rec.KIND_DOCUMENT]
+    assert [o["n"] for o in packed] == [len(docs)]
+    assert sorted(packed[0]["ids"][i : i + rec.ID_DIGEST_BYTES] for i in range(0, len(packed[0]["ids"]),
+                                                                                  rec.ID_DIGEST_BYTES)) == sorted(
+        rec.id_digest(e["_id"]) for e in docs)
 
-    def key(r: dict) -> tuple:
-        return (r["kind"], str(r["_id"]), str(r["reason"]))  # unique among these records
-
-    staged = {r["_id"]: r for f in {o["staged_file"] for o in out if o["kind"] == rec.KIND_DOCUMENT}
-              for r in pq.read_table(tmp_path / f).to_pylist()}
-    for o, e in zip(sorted(out, key=key), sorted(expected, key=key), strict=True):
-        if e["kind"] == rec.KIND_DOCUMENT:  # the row names the file; the file holds the document's columns
-            assert o["staged_file"].startswith(f"date={e['date']}/") and o["_id"] == e["_id"]
-            doc = staged[e["_id"]]
-            assert {k: v for k, v in doc.items() if k != "document"} == {
-                k: e[k] for k in (*rec.DOCUMENT_COLUMNS, "date") if k != "document"}  # date: from the folder
-            strip = ("processed_at",)  # differs between the two runs
-            assert ({k: v for k, v in json.loads(doc["document"]).items() if k not in strip}
-                    == {k: v for k, v in json.loads(e["document"]).items() if k not in strip})
+    # each document is in a file the tally names, with the document's columns (date: the folder)
+    staged = {r["_id"]: (o["staged_file"], r) for o in counts if o["kind"] == rec.KIND_DOCUMENT
+              for r in pq.read_table(tmp_path / o["staged_file"], partitioning=None).to_pylist()}
+    assert sum(o["n"] for o in counts if o["kind"] == rec.KIND_DOCUMENT) == len(staged) == len(docs)
+    for e in docs:
+        name, doc = staged[e["_id"]]
+        assert name.startswith(f"date={e['date']}/")
+        assert {k: v for k, v in doc.items() if k != "document"} == {
+            k: e[k] for k in rec.DOCUMENT_COLUMNS if k != "document"}
+        strip = ("processed_at",)  # differs between the two runs
+        assert ({k: v for k, v in json.loads(doc["document"]).items() if k not in strip}
+                == {k: v for k, v in json.loads(e["document"]).items() if k not in strip})
+    # the dead letters are in the files the tally names, with the dead-letter columns
+    dead = [d for f in {o["staged_file"] for o in counts if o["kind"] == rec.KIND_DEAD_LETTER}
+            for d in pq.read_table(tmp_path / f, partitioning=None).to_pylist()]
+    assert all(o["staged_file"].startswith("dead_letter/part-") for o in counts if o["kind"] == rec.KIND_DEAD_LETTER)
+    for e in expected:
+        if e["kind"] == rec.KIND_DOCUMENT:
             continue
-        assert {k: v for k, v in o.items() if k != "staged_file"} == {k: e[k] for k in rec.STAGED_OUTPUT_FIELDS[:-1]}
-        # the dead letter is in the file its row names, with the dead-letter columns
-        assert o["staged_file"].startswith("dead_letter/part-")
-        dead = pq.read_table(tmp_path / o["staged_file"]).to_pylist()
-        assert list(dead[0]) == list(rec.DEAD_LETTER_COLUMNS)
         found = [d for d in dead if (d["source_file"], d["source_row"], d["reason"])
                  == (e["source_file"], e["source_row"], e["reason"])]
         assert len(found) == 1
+        assert list(found[0]) == list(rec.DEAD_LETTER_COLUMNS)
         for r in (found[0], e):  # the dead-letter time differs between the two runs
             r["headers"] = {k: v for k, v in dict(r["headers"]).items() if k != m.H_FAILED_AT} if r["headers"] else None
         assert {k: found[0][k] for k in rec.DEAD_LETTER_COLUMNS[1:]} == {k: e[k] for k in rec.DEAD_LETTER_COLUMNS[1:]}
         assert found[0]["entry_id"] == e["_id"]
+
+
+def test_tally_counts_files_and_finds_repeated_ids() -> None:
+    staged = [("document", "a", None, "date=2024-01-01/p.parquet"),
+              ("document", "b", None, "date=2024-01-01/p.parquet"),
+              ("document", "a", None, "date=2024-01-02/p.parquet"),
+              ("dead_letter", None, "not_json", "dead_letter/p")]
+    rows = [dict(zip(rec.TALLY_FIELDS, r, strict=True)) for r in rec.tally_rows(staged)]
+    assert sorted((r["kind"], r["reason"], r["staged_file"], r["n"]) for r in rows if r["ids"] is None) == [
+        ("dead_letter", "not_json", "dead_letter/p", 1), ("document", None, "date=2024-01-01/p.parquet", 2),
+        ("document", None, "date=2024-01-02/p.parquet", 1)]
+    packed = [r["ids"] for r in rows if r["ids"] is not None]
+    assert rec.duplicate_ids(packed) == 1  # "a" twice
+    # across tasks: another task's "b" twice and "c" once -> a, b, b twice more
+    other = [r[4] for r in rec.tally_rows([("document", i, None, "f") for i in ("b", "c", "b")]) if r[4]]
+    assert rec.duplicate_ids(packed + other) == 3
+    assert rec.duplicate_ids([]) == 0
+
+
+def test_tally_packs_ids_in_bounded_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rec, "IDS_PER_ROW", 2)
+    rows = rec.tally_rows([("document", str(i), None, "f") for i in range(5)])
+    packed = [r for r in rows if r[4] is not None]
+    assert [r[3] for r in packed] == [2, 2, 1] and [len(r[4]) for r in packed] == [32, 32, 16]
+    assert rec.duplicate_ids([r[4] for r in packed]) == 0
 
 
 def test_content_hash_ignores_times_and_versions() -> None:
