@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,batch,deploy]'
+	$(PY) -m extractor.batch.class_archive
 	touch $(STAMP)
 
 venv: $(STAMP)

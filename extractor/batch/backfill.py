@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extractor.batch import inputs, staging
+from extractor.batch import class_archive, inputs, staging
 from extractor.batch import records as rec
 from extractor.config import REPO_ROOT, Settings, load_settings
 from extractor.storage import StorageError
@@ -108,7 +108,10 @@ def spark_session(master: str = "local[*]", app_name: str = "clinical-extractor-
         # the JVM's part of a backfill is light (the Python workers parse, extract and write the documents): its
         # C2 JIT compiler spent 6 of the JVM's 14 CPU seconds of a 200,000-row run on the cores the Python
         # workers need; C1 alone spent 0.8 (bench backfill). --conf spark.driver.extraJavaOptions= overrides it
-        settings["spark.driver.extraJavaOptions"] = "-XX:TieredStopAtLevel=1"
+        # and the classes Spark loads at start come mapped from an archive the first local session wrote
+        # (extractor.batch.class_archive: a session starts in about half the time)
+        settings["spark.driver.extraJavaOptions"] = " ".join(
+            o for o in ("-XX:TieredStopAtLevel=1", class_archive.jvm_option()) if o)
         # list the date partitions on the driver: a Spark job of one task per folder (the default past 32
         # folders, made for object stores) costs minutes for years of dates on a local disk
         settings["spark.sql.sources.parallelPartitionDiscovery.threshold"] = "1000000"
