@@ -124,6 +124,28 @@ def content_hash(doc: dict[str, Any], core_json: str | None = None) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def document_json(doc: dict[str, Any]) -> tuple[str, str]:
+    """(the document's JSON as ``encode_json`` writes it, its :func:`content_hash`) from one encoding:
+    ``build_processed`` puts the versions and times after everything it extracted, so the hashed part's JSON is
+    the document's JSON cut before its top-level ``"extractor_version"`` key (a quote inside a JSON string is
+    always escaped, so that key's bytes cannot come from a value; the last one is the top level's when only
+    versions and times follow it). A document shaped otherwise is encoded twice, as before."""
+    full = m.encode_json(doc)
+    keys = list(doc)
+    try:
+        first = keys.index("extractor_version")
+    except ValueError:
+        first = 0
+    if first and all(k in _TAIL_FIELDS for k in keys[first:]):
+        cut = full.rfind(b',"extractor_version":')
+        if cut > 0:
+            return full.decode("utf-8"), hashlib.sha256(full[:cut] + b"}").hexdigest()[:32]
+    return full.decode("utf-8"), content_hash(doc)
+
+
+_TAIL_FIELDS = VOLATILE_FIELDS | VERSION_FIELDS
+
+
 def _to_entry(rec: tuple, max_text_chars: int) -> m.Entry:
     """The entry a record holds, or :class:`PoisonMessage` with the stream's reason and stage.
 
@@ -186,9 +208,10 @@ def _document(doc: dict[str, Any]) -> tuple:
     ts = doc.get("timestamp")
     source = doc.get("source") or {}
     get = doc.get
+    text, digest = document_json(doc)
     return (KIND_DOCUMENT, get("_id"), ts[:10] if isinstance(ts, str) and len(ts) >= 10 else None,
             get("patient_id"), ts, get("status"), get("illness"), get("medicine"), get("extractor_version"),
-            get("lexicon_version"), get("chain_version"), content_hash(doc), m.encode_json(doc).decode("utf-8"),
+            get("lexicon_version"), get("chain_version"), digest, text,
             get("reason"), get("stage"), get("error_class"), get("error"), source.get("file"), source.get("row"),
             get("value"), get("headers"))
 

@@ -184,3 +184,18 @@ def test_document_row_follows_output_fields() -> None:
                    "content_hash": rec.content_hash(doc), "document": json.dumps(doc, separators=(",", ":")),
                    "reason": None, "stage": None, "error_class": None, "error": None, "source_file": "f.csv",
                    "source_row": 7, "value": None, "headers": None}
+
+
+@pytest.mark.parametrize("extra", [{}, {"kafka": {"partition": 1, "offset": 5}}, {"ward": "B2"}])
+def test_document_json_is_one_encoding_with_the_same_hash(payload: dict, extra: dict) -> None:
+    """The document's JSON and hash from one encoding equal encode_json's bytes and content_hash's digest, for
+    a document as build_processed makes it, with Kafka coordinates, and with an extra input field (which
+    build_processed puts after the versions: encoded twice)."""
+    entry = m.build_entry("P1", "Started lisinopril 10 mg daily for HTN.", "2024-01-01T00:00:00Z", "f.csv", 2)
+    entry.extra.update({k: v for k, v in extra.items() if k != "kafka"})
+    result = rec.chain_for(payload).extract(entry.text).to_dict()
+    doc = m.build_processed(entry, result, extractor_version="1", lexicon_version="2", chain_version="3",
+                            kafka=extra.get("kafka"))
+    text, digest = rec.document_json(doc)
+    assert text == m.encode_json(doc).decode("utf-8") and json.loads(text) == doc
+    assert digest == rec.content_hash(doc)
