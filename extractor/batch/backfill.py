@@ -364,10 +364,16 @@ def _tally(out: Any) -> _Tally:
 
 
 def _staged(spark: Any, pystage: str, staged_files: list[str]) -> Any:
-    """The documents of this run's staged files (with their ``date`` from the folder names)."""
-    paths = [f"{pystage}/{f}" for f in staged_files]
-    return (spark.read.option("basePath", pystage).parquet(*paths) if paths
-            else spark.createDataFrame([], _doc_schema()))
+    """The documents of this run's staged files, with their ``date`` from the files' names (null for the folder
+    of documents without a date, as Spark's partition discovery reads it)."""
+    from pyspark.sql import functions as F
+
+    paths = [staging.staged_path(pystage, f) for f in staged_files]
+    if not paths:
+        return spark.createDataFrame([], _doc_schema())
+    date = F.regexp_extract(F.input_file_name(), rf"date=([^/{staging.FLAT_SEP}]*){staging.FLAT_SEP}", 1)
+    return (spark.read.parquet(*paths)
+            .withColumn("date", F.when(date == rec.NULL_DATE, F.lit(None)).otherwise(date).cast("string")))
 
 
 def _doc_schema() -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from extractor.batch import inputs
+from extractor.batch import inputs, staging
 from extractor.batch import records as rec
 from extractor.config import load_settings
 from extractor.stream import messages as m
@@ -85,7 +85,7 @@ def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict, tmp_p
 
     # each document is in a file the tally names, with the document's columns (date: the folder)
     staged = {r["_id"]: (o["staged_file"], r) for o in counts if o["kind"] == rec.KIND_DOCUMENT
-              for r in pq.read_table(tmp_path / o["staged_file"], partitioning=None).to_pylist()}
+              for r in pq.read_table(staging.staged_path(str(tmp_path), o["staged_file"])).to_pylist()}
     assert sum(o["n"] for o in counts if o["kind"] == rec.KIND_DOCUMENT) == len(staged) == len(docs)
     for e in docs:
         name, doc = staged[e["_id"]]
@@ -97,7 +97,7 @@ def test_arrow_batches_give_the_same_rows_as_python_records(payload: dict, tmp_p
                 == {k: v for k, v in json.loads(e["document"]).items() if k not in strip})
     # the dead letters are in the files the tally names, with the dead-letter columns
     dead = [d for f in {o["staged_file"] for o in counts if o["kind"] == rec.KIND_DEAD_LETTER}
-            for d in pq.read_table(tmp_path / f, partitioning=None).to_pylist()]
+            for d in pq.read_table(staging.staged_path(str(tmp_path), f)).to_pylist()]
     assert all(o["staged_file"].startswith("dead_letter/part-") for o in counts if o["kind"] == rec.KIND_DEAD_LETTER)
     for e in expected:
         if e["kind"] == rec.KIND_DOCUMENT:
