@@ -1,13 +1,15 @@
 """``python -m extractor bench backfill``: the Spark backfill against one process calling ``extract_many``.
 
 Both sides get the same generated CSV rows. One process: the chain loaded once (load time reported apart), then
-``extract_many`` over every entry in batches of ``batch_size``. Spark: a ``local[N]`` session started first (its
-JVM start-up reported apart), then the whole backfill (CSV parse, the chain loaded in each Python worker,
-``extract_many``, documents and dead letters as Parquet). Printed: entries/s both ways and their ratio, and what
-Spark costs per row on top of the chain: ``(cores x Spark seconds - one-process seconds) / rows`` in CPU
-microseconds (JVM, Python workers, serialisation, Parquet), both from the wall clock and as measured CPU time of
-the JVM and its Python workers (/proc), plus the machine's load average, because on a shared machine the other
-processes take cores from Spark and from the one-process side alike.
+``extract_many`` over every entry in batches of ``batch_size``; then the same in two processes side by side (forked
+with the chain, every other text each: what two cores of this machine give two chains at once, without Spark).
+Spark: a ``local[N]`` session started first (its JVM start-up reported apart), then the whole backfill (CSV parse,
+the chain loaded in each Python worker, ``extract_many``, documents and dead letters as Parquet). Printed: entries/s
+each way and their ratios, and what Spark costs per row on top of the chain: ``(cores x Spark seconds -
+one-process seconds) / rows`` in CPU microseconds (JVM, Python workers, serialisation, Parquet), both from the wall
+clock and as measured CPU time of the JVM and its Python workers (/proc), against the one process and against the
+two side by side, plus the machine's load average, because on a shared machine the other processes take cores from
+Spark and from the plain processes alike.
 """
 
 from __future__ import annotations
@@ -63,6 +65,35 @@ def _tree_cpu_s(root: int, own_only: bool = False) -> float | None:
     return total
 
 
+def _side_by_side(chain: Any, texts: list[str], batch_size: int, processes: int) -> tuple[float, float]:
+    """``extract_many`` over ``texts`` in ``processes`` forked processes at once (text i in process i mod n):
+    (wall seconds until the last ends, their CPU seconds together)."""
+    import gc
+
+    gc.collect()
+    t0 = time.perf_counter()
+    children = []
+    for k in range(processes):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its share, then its CPU time through the pipe
+            os.close(r)
+            mine = texts[k::processes]
+            cpu0 = time.process_time()
+            for i in range(0, len(mine), batch_size):
+                chain.extract_many(mine[i : i + batch_size])
+            os.write(w, f"{time.process_time() - cpu0}".encode())
+            os._exit(0)
+        os.close(w)
+        children.append((pid, r))
+    cpu = 0.0
+    for pid, r in children:
+        with os.fdopen(r, "rb") as fh:
+            cpu += float(fh.read() or 0)
+        os.waitpid(pid, 0)
+    return time.perf_counter() - t0, cpu
+
+
 def run_backfill_bench(args: argparse.Namespace) -> int:
     from extractor.batch.backfill import backfill, spark_session
     from extractor.chain import Chain
@@ -97,6 +128,13 @@ def run_backfill_bench(args: argparse.Namespace) -> int:
     figures["one_process_s"] = round(single_s, 2)
     figures["one_process_cpu_s"] = round(time.process_time() - cpu0, 2)
     figures["one_process_entries_per_s"] = round(len(texts) / single_s)
+    # the same work in two plain processes side by side (forked with the chain loaded, as Spark's daemon forks its
+    # workers), every other text each: what this machine's cores give two chains at once, with no Spark at all.
+    # On a shared machine two busy vCPUs often run slower each than one alone; that is not Spark's cost
+    pair_s, pair_cpu = _side_by_side(chain, texts, settings.batch_size, _cores(args.master))
+    figures["side_by_side_s"] = round(pair_s, 2)
+    figures["side_by_side_cpu_s"] = round(pair_cpu, 2)
+    figures["ratio_side_by_side_to_one_process"] = round(single_s / pair_s, 2)
     del chain
 
     # Spark: session first (JVM start-up apart), then the whole backfill
@@ -140,6 +178,9 @@ def run_backfill_bench(args: argparse.Namespace) -> int:
     # included): the bound a ratio of `cores` would need to reach
     figures["spark_overhead_core_us_per_row_wall"] = round((cores * spark_s - single_s) / max(1, summary.read) * 1e6, 1)
     figures["chain_cpu_us_per_row"] = round(figures["one_process_cpu_s"] / max(1, len(texts)) * 1e6, 1)
+    if "spark_cpu_s" in figures:  # Spark's CPU beyond the same chains run side by side without it
+        figures["spark_overhead_cpu_us_per_row_vs_side_by_side"] = round(
+            (figures["spark_cpu_s"] - figures["side_by_side_cpu_s"]) / max(1, summary.read) * 1e6, 1)
     if "spark_overhead_cpu_us_per_row_measured" in figures:  # the issue's figure: Spark's CPU beyond the chain's
         figures["ratio_spark_overhead_cpu_to_chain"] = round(
             figures["spark_overhead_cpu_us_per_row_measured"] / max(1e-9, figures["chain_cpu_us_per_row"]), 2)
