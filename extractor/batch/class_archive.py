@@ -9,9 +9,10 @@ maps that archive at a later start (``-XX:SharedArchiveFile``).
   small local session with Spark's readers, writers and Arrow path, whose JVM dumps its classes at exit into a
   file of its own, renamed into place once the JVM is gone. A session never writes it itself: dumping makes a
   JVM start twice as slowly.
-* The archive is keyed by what it depends on: the PySpark version, its jars (names and sizes) and the ``java``
-  binary. Another Spark or Java looks for another archive; without one, sessions start as before. The JVM also
-  checks the class path itself and ignores an archive that does not match it (``-Xshare:auto``, never an error).
+* The archive is keyed by what it depends on: the PySpark version, its jars (their folder, names and sizes) and
+  the ``java`` binary. Another Spark, Java or virtual environment looks for another archive; without one, sessions
+  start as before. The JVM also checks the class path itself and ignores an archive that does not match it
+  (``-Xshare:auto``, never an error). Writing one deletes those of installs that are gone (:func:`prune`).
 * ``EXTRACTOR_SPARK_CDS_DIR`` says where (default ``$XDG_CACHE_HOME/clinical-extractor/spark-cds``, about 140 MB);
   ``EXTRACTOR_SPARK_CDS_DIR=off`` turns it off. Only the local driver's JVM uses it: on a cluster, the image
   decides its executors' options.
@@ -20,6 +21,7 @@ maps that archive at a later start (``-XX:SharedArchiveFile``).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -58,11 +60,36 @@ def archive_key() -> str:
         h.update(f"{st.st_size}:{int(st.st_mtime)}".encode())
     except OSError:
         pass
-    jars = Path(pyspark.__file__).parent / "jars"
+    jars = _jars_dir()
+    # the JVM checks the class path itself, paths included: another install of the same PySpark (another
+    # virtual environment, a fresh clone) needs its own archive
+    h.update(str(jars).encode())
     if jars.is_dir():
         for jar in sorted(jars.iterdir()):
             h.update(f"{jar.name}:{jar.stat().st_size}".encode())
     return h.hexdigest()[:16]
+
+
+def _jars_dir() -> Path:
+    import pyspark
+
+    return Path(os.path.realpath(Path(pyspark.__file__).parent / "jars"))
+
+
+def prune(directory: Path) -> int:
+    """Delete the archives of PySpark installs that are gone (a removed virtual environment or clone: each
+    archive's ``.json`` names its jars folder); returns how many."""
+    gone = 0
+    for meta in directory.glob("spark-*.json"):
+        try:
+            jars = json.loads(meta.read_text()).get("jars", "")
+        except (OSError, ValueError):
+            continue
+        if jars and not Path(jars).is_dir():
+            meta.with_suffix(".jsa").unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+            gone += 1
+    return gone
 
 
 def archive_path(directory: Path | None = None) -> Path | None:
@@ -112,6 +139,8 @@ def build(directory: Path | None = None, *, force: bool = False) -> Path | None:
     if not tmp.is_file() or tmp.stat().st_size == 0:
         raise RuntimeError(f"the JVM wrote no class archive at {tmp}")
     os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps({"jars": str(_jars_dir()), "written": time.time()}))
+    prune(path.parent)
     return path
 
 

@@ -181,6 +181,18 @@ def test_chain_loaded_once_per_executor_process(spark: Any, first_run: tuple) ->
     assert max(counts) <= 3
 
 
+def test_the_warm_up_job_and_the_backfill_share_one_python_daemon(spark: Any, first_run: tuple) -> None:
+    """The backfill's background warm-up (an RDD job) starts the same daemon its SQL tasks use, so the chain
+    loads once while the JVM plans: with Spark's simplified UDF tracebacks on, the two kinds of job would get a
+    daemon each (their workers' environments differ)."""
+    import psutil
+
+    assert spark.conf.get("spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled") == "false"
+    jvm = psutil.Process(spark._jvm.java.lang.ProcessHandle.current().pid())
+    daemons = [p for p in jvm.children() if "extractor.batch.daemon" in " ".join(p.cmdline())]
+    assert len(daemons) == 1, [" ".join(p.cmdline()) for p in daemons]
+
+
 def test_a_first_run_moves_the_workers_files_and_gives_the_same_documents(spark: Any, tmp_path: Path,
                                                                           first_run: tuple) -> None:
     """Without duplicates or an earlier output nothing is merged: the files the Python workers wrote become the

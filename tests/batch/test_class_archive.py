@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,8 +32,22 @@ def test_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_key_follows_the_spark_and_java_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
     key = class_archive.archive_key()
     assert key == class_archive.archive_key() and len(key) == 16
-    monkeypatch.setenv("JAVA_HOME", "/nonexistent/jdk")  # another Java: another archive
+    with monkeypatch.context() as mp:
+        mp.setenv("JAVA_HOME", "/nonexistent/jdk")  # another Java: another archive
+        assert class_archive.archive_key() != key
+    assert class_archive.archive_key() == key
+    # another install of the same PySpark (a fresh clone's virtual environment): another archive, because the
+    # JVM refuses an archive written for another class path (found by a fresh clone's tests)
+    monkeypatch.setattr(class_archive, "_jars_dir", lambda: Path("/elsewhere/pyspark/jars"))
     assert class_archive.archive_key() != key
+
+
+def test_archives_of_installs_that_are_gone_are_pruned(tmp_path: Path) -> None:
+    for name, jars in (("spark-a", tmp_path / "gone" / "jars"), ("spark-b", tmp_path)):
+        (tmp_path / f"{name}.jsa").write_bytes(b"x")
+        (tmp_path / f"{name}.json").write_text(json.dumps({"jars": str(jars)}))
+    assert class_archive.prune(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spark-b.jsa", "spark-b.json"]
 
 
 def test_default_folder_is_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
