@@ -188,9 +188,15 @@ def test_the_warm_up_job_and_the_backfill_share_one_python_daemon(spark: Any, fi
     import psutil
 
     assert spark.conf.get("spark.sql.execution.pyspark.udf.simplifiedTraceback.enabled") == "false"
+    def command(p: Any) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):  # an ended child not yet reaped
+            return ""
+
     jvm = psutil.Process(spark._jvm.java.lang.ProcessHandle.current().pid())
-    daemons = [p for p in jvm.children() if "extractor.batch.daemon" in " ".join(p.cmdline())]
-    assert len(daemons) == 1, [" ".join(p.cmdline()) for p in daemons]
+    daemons = [c for c in map(command, jvm.children()) if "extractor.batch.daemon" in c]
+    assert len(daemons) == 1, daemons
 
 
 def test_a_first_run_moves_the_workers_files_and_gives_the_same_documents(spark: Any, tmp_path: Path,
