@@ -41,8 +41,11 @@ def preload() -> bool:
             # what each forked worker would import before its first batch (measured: pyarrow and its IPC reader,
             # cloudpickle for the task, the backfill's own modules), imported once here and shared; before the
             # chain, whose load freezes the heap out of the garbage collector
-            for name in WORKER_MODULES:
-                importlib.import_module(name)
+            from extractor.chain.engine import collector_paused
+
+            with collector_paused():  # the imports' objects all stay alive: no collection walks them meanwhile
+                for name in WORKER_MODULES:
+                    importlib.import_module(name)
             rec.chain_for(rec.settings_payload(settings))
     except Exception as exc:  # noqa: BLE001 - the workers load the chain themselves and report the error
         print(f"extractor daemon: chain not preloaded ({type(exc).__name__}: {exc})", file=sys.stderr)

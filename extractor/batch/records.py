@@ -124,12 +124,14 @@ def content_hash(doc: dict[str, Any], core_json: str | None = None) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def document_json(doc: dict[str, Any]) -> tuple[str, str]:
-    """(the document's JSON as ``encode_json`` writes it, its :func:`content_hash`) from one encoding:
+def document_json(doc: dict[str, Any]) -> tuple[bytes, str]:
+    """(the document's JSON, UTF-8 bytes as ``encode_json`` writes them, its :func:`content_hash`) from one encoding:
     ``build_processed`` puts the versions and times after everything it extracted, so the hashed part's JSON is
     the document's JSON cut before its top-level ``"extractor_version"`` key (a quote inside a JSON string is
     always escaped, so that key's bytes cannot come from a value; the last one is the top level's when only
-    versions and times follow it). A document shaped otherwise is encoded twice, as before."""
+    versions and times follow it). A document shaped otherwise is encoded twice, as before. Bytes, not text: the
+    staged Parquet's string column takes them as they are (checked as UTF-8), where a ``str`` cost a decode here
+    and an encode in Arrow (0.46 -> 0.18 s per 100,000 documents of 1 KB)."""
     full = m.encode_json(doc)
     keys = list(doc)
     try:
@@ -139,8 +141,8 @@ def document_json(doc: dict[str, Any]) -> tuple[str, str]:
     if first and all(k in _TAIL_FIELDS for k in keys[first:]):
         cut = full.rfind(b',"extractor_version":')
         if cut > 0:
-            return full.decode("utf-8"), hashlib.sha256(full[:cut] + b"}").hexdigest()[:32]
-    return full.decode("utf-8"), content_hash(doc)
+            return full, hashlib.sha256(full[:cut] + b"}").hexdigest()[:32]
+    return full, content_hash(doc)
 
 
 _TAIL_FIELDS = VOLATILE_FIELDS | VERSION_FIELDS
@@ -204,7 +206,7 @@ def _dead_letter(rec: tuple, *, reason: str, stage: str, error_class: str, detai
 
 def _document(doc: dict[str, Any]) -> tuple:
     """The output row of a document (:data:`OUTPUT_FIELDS`); ``document`` holds exactly the JSON the worker
-    publishes for it."""
+    publishes for it (UTF-8 bytes: :func:`document_json`)."""
     ts = doc.get("timestamp")
     source = doc.get("source") or {}
     get = doc.get

@@ -28,7 +28,8 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -127,6 +128,21 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a chain loads, back on after (as it was). A load allocates a few
+    hundred thousand objects that all stay alive (lexicon rows, indexes, the model), and every collection the
+    allocations set off walked them again for nothing: the lexicon's load took 0.70 s with it, 0.33 s without.
+    Cyclic garbage made meanwhile is not lost: :func:`settle_heap`, which ends every load, collects it."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 @dataclass
 class Chain:
     """An ordered list of stages plus the steps that run after them. Build with :meth:`from_settings`."""
@@ -155,6 +171,13 @@ class Chain:
     @classmethod
     def from_settings(cls, settings: Settings, *, nlp: Any = None) -> Chain:
         """Load every resource the settings name. ``nlp`` lets a caller pass an already loaded spaCy model."""
+        with collector_paused():
+            chain = cls._load(settings, nlp)
+        settle_heap()
+        return chain
+
+    @classmethod
+    def _load(cls, settings: Settings, nlp: Any) -> Chain:
         from extractor.chain.lexicon import Lexicon, LexiconStage
 
         lexicon_dir = Path(settings.lexicon_dir)
@@ -199,7 +222,6 @@ class Chain:
             settings=settings,
             _fingerprint=lexicon_dir_fingerprint(lexicon_dir),
         )
-        settle_heap()
         return chain
 
     @property

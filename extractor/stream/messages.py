@@ -135,10 +135,12 @@ def normalize_timestamp(raw: str) -> str:
                 continue
     if dt is None:
         raise ValueError("unparseable timestamp")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{dt.microsecond:06d}" if dt.microsecond else "") + "Z"
+    if dt.tzinfo is not None:  # naive: UTC already
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    if dt.year < 1000:  # isoformat pads the year to 4 digits, strftime's %Y does not: kept as it was
+        return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{dt.microsecond:06d}" if dt.microsecond else "") + "Z"
+    # the same string as strftime("%Y-%m-%dT%H:%M:%S") + (".ffffff" when there are microseconds), in C
+    return dt.isoformat() + "Z"
 
 
 def utc_now_iso() -> str:

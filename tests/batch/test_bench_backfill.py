@@ -29,3 +29,6 @@ def test_bench_backfill_reports_both_sides_and_the_side_by_side_reference(tmp_pa
     # two forked processes did the one process's work: some CPU, each text once
     assert f["side_by_side_cpu_s"] > 0 and f["ratio_side_by_side_to_one_process"] > 0
     assert "read=400" in f["spark_summary"]
+    # the one process ran in two halves around Spark: both rates, and the time is their sum
+    assert len(f["one_process_halves_entries_per_s"]) == 2 and f["one_process_drift"] > 0
+    assert f["one_process_entries_per_s"] == pytest.approx(400 / f["one_process_s"], rel=0.05)

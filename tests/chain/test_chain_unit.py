@@ -191,3 +191,31 @@ def test_a_coded_illness_ending_an_uncoded_capture_replaces_it_only_after_course
     assert _names_an_uncoded_capture(e, [h]) is replaced
     assert not _names_an_uncoded_capture(e.with_(code=None), [h])  # only a coded name replaces a capture
     assert not _names_an_uncoded_capture(e, [h.with_(code="Y")])  # a coded capture is a name already
+
+
+def test_collector_paused_restores_the_collector_as_it_was() -> None:
+    import gc
+
+    from extractor.chain.engine import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a load that fails")
+    assert gc.isenabled()  # back on after a failed load too
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_a_chain_load_leaves_the_collector_on() -> None:
+    import gc
+
+    from extractor.config import load_settings
+
+    Chain.from_settings(load_settings(stages=["regex"]))
+    assert gc.isenabled()

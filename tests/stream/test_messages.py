@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from extractor.stream import messages as m
 
@@ -28,6 +31,16 @@ def test_entry_id_is_deterministic_and_sensitive():
 ])
 def test_normalize_timestamp(raw, expected):
     assert m.normalize_timestamp(raw) == expected
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1, 14), max_value=datetime(9999, 12, 30),
+                    timezones=st.none() | st.timezones()))
+def test_normalize_timestamp_writes_the_utc_time_as_strftime_did(when: datetime) -> None:
+    """Entry ids hash the normalised timestamp, so its string must never change: the same as the first
+    formula (strftime, microseconds only when there are some), for naive and zoned times of any year."""
+    utc = when if when.tzinfo is None else when.astimezone(UTC).replace(tzinfo=None)
+    expected = utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{utc.microsecond:06d}" if utc.microsecond else "") + "Z"
+    assert m.normalize_timestamp(when.isoformat()) == expected
 
 
 @pytest.mark.parametrize("raw", ["", "yesterday", "2024-13-01", "31/31/2024", "12:00"])
