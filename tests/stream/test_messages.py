@@ -225,3 +225,18 @@ def test_nan_is_not_json():
         m.decode_json(b'{"_id": "x", "c": Infinity}')
     with pytest.raises(TypeError):
         m.decode_json(None)
+
+
+def test_utc_now_iso_is_now_to_the_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached seconds' text follows the clock: across a second boundary, and equal to datetime's formatting."""
+    import re
+    import time
+
+    for t in (1_700_000_000.999, 1_700_000_001.0, 1_700_000_001.5004, 86_399.25):
+        monkeypatch.setattr(time, "time", lambda t=t: t)
+        expected = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        assert m.utc_now_iso() == expected
+    monkeypatch.undo()
+    now = m.utc_now_iso()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", now)
+    assert abs(datetime.fromisoformat(now[:-1] + "+00:00").timestamp() - time.time()) < 2
