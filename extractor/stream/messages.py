@@ -136,7 +136,7 @@ def normalize_timestamp(raw: str) -> str:
                 continue
     if dt is None:
         raise ValueError("unparseable timestamp")
-    if dt.tzinfo is not None:  # naive: UTC already
+    if dt.tzinfo is not None:  # to UTC, then naive (a naive time is taken as UTC already)
         dt = dt.astimezone(UTC).replace(tzinfo=None)
     if dt.year < 1000:  # isoformat pads the year to 4 digits, strftime's %Y does not: kept as it was
         return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{dt.microsecond:06d}" if dt.microsecond else "") + "Z"
