@@ -54,6 +54,15 @@ _NOT_A_TERM = frozenset(
     # a stretch of time is not a term: "treated for a period with GH"
     "period periods time while duration".split()
 )
+# words that qualify a term but are none: a capture of nothing else is cut short of its term, by a comma inside a
+# list of qualifiers ("presented with complaints of persistent, severe abdominal pain" captures "complaints of
+# persistent"; "presented with severe, intermittent headaches" captures "severe") and is dropped. Only a capture
+# made of these alone: "severe headache" stays a term
+_QUALIFIERS = frozenset(
+    "complaint complaints of mild moderate moderately severe severely persistent intermittent worsening progressive "
+    "progressively acute chronic sudden recurrent ongoing constant occasional frequent significant marked slight "
+    "gradual increasing decreasing new onset".split()
+)
 
 
 class RuleError(ValueError):
@@ -165,7 +174,7 @@ class RegexStage:
                 start, end = _trim(text, start, end)
                 surface = text[start:end]
                 words = surface.lower().split()
-                if not words or words[0] in _NOT_A_TERM or all(w in _NOT_A_TERM for w in words):
+                if not words or words[0] in _NOT_A_TERM or all(w in _NOT_A_TERM or w in _QUALIFIERS for w in words):
                     continue
                 if len(surface) < 2:
                     continue

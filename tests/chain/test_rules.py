@@ -33,6 +33,10 @@ def stage() -> RegexStage:
         ("History of delirium during the prior admission.", [("ILLNESS", "delirium")]),
         ("Diagnosed with pneumonia secondary to aspiration.", [("ILLNESS", "pneumonia")]),
         ("History of taking an alpha blocker.", [("MEDICINE", "alpha blocker")]),  # not the illness "taking ..."
+        # a capture cut short by a comma among qualifiers is no term; a qualified term is one
+        ("He presented with complaints of persistent, severe abdominal pain.", []),
+        ("She presented with severe, intermittent headaches.", []),
+        ("She presented with severe headaches.", [("ILLNESS", "severe headaches")]),
         ("", []),
     ],
 )
