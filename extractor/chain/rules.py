@@ -7,6 +7,7 @@ Rules are validated when loaded; an error names the file and the line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,17 @@ _NOT_A_TERM = frozenset(
 _QUALIFIERS = frozenset(
     "complaint complaints of mild moderate moderately severe severely persistent intermittent worsening progressive "
     "progressively acute chronic sudden recurrent ongoing constant occasional frequent significant marked slight "
-    "gradual increasing decreasing new onset".split()
+    "gradual increasing decreasing new onset "
+    # quantities and order: "treated for at least 3 months", "positive for more than 6 months", "history of three
+    # or more failed cycles", "no history of the following:"
+    "at least most more less than within following several multiple one two three four five six".split()
 )
+# an adjective left alone by a coordination with another ("history of gastric or duodenal ulcers", "renal, hepatic
+# or cardiac disease"): the term both qualify comes after the second, so the one-word capture before the coordinator
+# is none. Both must look like adjectives: "history of colic or reflux" keeps "colic"
+_ADJECTIVE = r"[a-z]+(?:ic|al|ous|ary|ive|ar)"
+_ELLIPSIS_ADJECTIVE = re.compile(_ADJECTIVE)
+_COORDINATED_ADJECTIVE = re.compile(rf"\s*(?:,\s*(?:and\s+|or\s+)?|(?:and|or|and/or)\s+|/\s*)(?i:{_ADJECTIVE})\b")
 
 
 class RuleError(ValueError):
@@ -175,6 +185,9 @@ class RegexStage:
                 surface = text[start:end]
                 words = surface.lower().split()
                 if not words or words[0] in _NOT_A_TERM or all(w in _NOT_A_TERM or w in _QUALIFIERS for w in words):
+                    continue
+                if (len(words) == 1 and _ELLIPSIS_ADJECTIVE.fullmatch(words[0])
+                        and _COORDINATED_ADJECTIVE.match(text, end)):
                     continue
                 if len(surface) < 2:
                     continue

@@ -37,6 +37,12 @@ def stage() -> RegexStage:
         ("He presented with complaints of persistent, severe abdominal pain.", []),
         ("She presented with severe, intermittent headaches.", []),
         ("She presented with severe headaches.", [("ILLNESS", "severe headaches")]),
+        ("Failure of medical treatment for at least 3 months.", []),
+        ("No history of the following: asthma.", []),
+        # an adjective left before a coordination with another adjective qualifies the term after both
+        ("History of gastric or duodenal ulcers.", []),
+        ("History of renal, hepatic or cardiac disease.", []),
+        ("History of colic or reflux.", [("ILLNESS", "colic")]),
         ("", []),
     ],
 )
