@@ -67,6 +67,12 @@ _QUALIFIERS = frozenset(
     # or more failed cycles", "no history of the following:"
     "at least most more less than within following several multiple one two three four five six".split()
 )
+# an illness cue before a procedure ("history of gastrectomy", "history of kidney transplant", "uterine surgery",
+# "positive test for ...", "hepatitis B vaccination"): no illness rule's capture ends on one (the corpora label
+# them procedures or tests, and so does a clinician)
+_PROCEDURE_HEAD = re.compile(
+    r"(?:surgery|surgeries|procedures?|transplants?|transplantation|vaccines?|vaccinations?|tests?|testing|biops(?:y|ies)"
+    r"|[a-z]+(?:ectomy|ectomies|otomy|ostomy|plasty|scopy))")
 # an adjective left alone by a coordination with another ("history of gastric or duodenal ulcers", "renal, hepatic
 # or cardiac disease"): the term both qualify comes after the second, so the one-word capture before the coordinator
 # is none. Both must look like adjectives: "history of colic or reflux" keeps "colic"
@@ -188,6 +194,8 @@ class RegexStage:
                     continue
                 if (len(words) == 1 and _ELLIPSIS_ADJECTIVE.fullmatch(words[0])
                         and _COORDINATED_ADJECTIVE.match(text, end)):
+                    continue
+                if rule.label == ILLNESS and _PROCEDURE_HEAD.fullmatch(words[-1].rstrip(".,;:)(")):
                     continue
                 if len(surface) < 2:
                     continue

@@ -43,6 +43,10 @@ def stage() -> RegexStage:
         ("History of gastric or duodenal ulcers.", []),
         ("History of renal, hepatic or cardiac disease.", []),
         ("History of colic or reflux.", [("ILLNESS", "colic")]),
+        # an illness cue before a procedure or a test: no illness
+        ("History of kidney transplant.", []),
+        ("History of gastrectomy.", []),
+        ("Positive test for hepatitis B.", []),
         ("", []),
     ],
 )
