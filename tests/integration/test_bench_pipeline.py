@@ -19,11 +19,12 @@ def test_bench_pipeline_reports_cpu_per_component(services, tmp_path: Path) -> N
     svg = tmp_path / "worker.svg"
     proc = subprocess.run(
         [sys.executable, "-m", "extractor", "bench", "pipeline", "--entries", "1500", "--latency-seconds", "1",
-         "--json", str(out), "--profile", str(svg)],
+         "--warmup", "1", "--json", str(out), "--profile", str(svg)],
         cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     figures = json.loads(out.read_text())
+    assert figures["warmup_entries"] == 1500 and "warm-up: 1500 entries" in proc.stdout  # one run first, not counted
     cpu = figures["cpu_ms_per_entry"]
     assert set(cpu) == {"1 worker", "2 workers", "baseline"}
     for col, components in (("1 worker", {"worker-1"}), ("2 workers", {"worker-1", "worker-2"})):
