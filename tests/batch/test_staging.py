@@ -115,9 +115,12 @@ def test_only_the_reported_files_move(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("shards", [1, 2, 3])
-def test_csv_shards_take_every_row_once(tmp_path: Path, shards: int) -> None:
+@pytest.mark.parametrize("block", [1, 4, 1024])
+def test_csv_shards_take_every_row_once(tmp_path: Path, shards: int, block: int,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Every row, bad ones included (a blank line, a broken quote that swallows the end), in exactly one shard,
     with the record it gets from the whole file."""
+    monkeypatch.setattr(inputs, "SHARD_BLOCK_ROWS", block)
     path = write_csv(tmp_path / "e.csv", sample_rows(12))
     whole = list(inputs.csv_records(str(path), COLUMNS))
     parts = [list(inputs.csv_records(str(path), COLUMNS, True, k, shards)) for k in range(shards)]
@@ -126,7 +129,19 @@ def test_csv_shards_take_every_row_once(tmp_path: Path, shards: int) -> None:
     assert {r[0] for r in whole} == {"entry", "poison"}
 
 
-def test_jsonl_and_archive_shards_take_every_line_once(tmp_path: Path) -> None:
+def test_shards_deal_out_blocks_of_consecutive_rows() -> None:
+    """A time-ordered file's shards each get runs of consecutive rows (so each task sees fewer dates), evenly."""
+    shards = [[n for n in range(10_000) if inputs.in_shard(n, k, 2, 1024)] for k in range(2)]
+    assert shards[0][:3] == [0, 1, 2] and shards[0][1023:1026] == [1023, 2048, 2049]
+    assert shards[1][0] == 1024
+    assert sorted(shards[0] + shards[1]) == list(range(10_000))
+    assert abs(len(shards[0]) - len(shards[1])) <= 1024
+    assert all(inputs.in_shard(n, 0, 1) for n in range(5))
+
+
+def test_jsonl_and_archive_shards_take_every_line_once(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inputs, "SHARD_BLOCK_ROWS", 2)
     path = tmp_path / "e.jsonl"
     path.write_bytes(b"".join(b'{"n": %d}\n' % i for i in range(7)) + b"\n")
     whole = list(inputs.jsonl_records(str(path)))
