@@ -73,14 +73,15 @@ HEADERS: dict[str, tuple[str, ...]] = {
     REVIEWED_EDITS: ("term", "label", "kind", "canonical", "code", "code_system", "reviewer", "reviewed_at",
                      "entry_id"),
 }
-OPTIONAL_COLUMNS = {"illnesses.tsv": ("xrefs",), "medicines.tsv": ("xrefs",), ABBREVIATIONS: ("after", "unless_next")}
+OPTIONAL_COLUMNS = {"illnesses.tsv": ("xrefs",), "medicines.tsv": ("xrefs",),
+                    ABBREVIATIONS: ("after", "unless_next", "lowercase")}
 
 # Provisional confidences per match kind (the lead calibrates per method from ``score`` and ``details``).
 CONFIDENCE = {"exact": 0.9, "curated": 0.95, "abbreviation": 0.8, "misspelling": 0.85, "inflection": 0.8}
 FUZZY_CONF_RANGE = (0.3, 0.6)  # fuzzy precision measured ~0.35 on bc5cdr_dev
 FUZZY_MIN_LEN = 5
 STAGE_FUZZY_MIN_TERM_LEN = 6
-CACHE_FORMAT = 9  # bump when the pickled structure changes
+CACHE_FORMAT = 10  # bump when the pickled structure changes
 
 # Words: runs of letters/digits; every other non-space character is its own token. Hyphens are not tokens:
 # "Famotidine-associated" -> "Famotidine", "associated"; "alpha-methyldopa" == "alpha methyldopa".
@@ -165,6 +166,11 @@ class StopTerm:
     label: str  # ILLNESS, MEDICINE or *
     scope: str  # all | fuzzy
     source: str
+
+
+def _yes(value: str | None) -> bool:
+    """An optional yes/no column: ``yes`` (or true, 1), anything else is no."""
+    return (value or "").strip().lower() in ("yes", "true", "1")
 
 
 def read_tsv(
@@ -423,6 +429,13 @@ class Lexicon:
                     ))
                 else:
                     add(row, override=True)
+                    if _yes(r.get("lowercase")) and is_case_sensitive(row.term):
+                        # typed notes write it in lower case ("pt w/ htn, dm2", "afib", "Htn" first in a
+                        # sentence): those two spellings match too, exactly (not "NTg", non-transgenic, for NTG)
+                        low = row.term.lower()
+                        for spelling in {low, low[:1].upper() + low[1:]}:
+                            rows.append(row._replace(term=spelling))
+                            cs[cs_key(spelling)] = len(rows) - 1
         if (d / MISSPELLINGS).is_file():
             for lineno, r in read_tsv(d / MISSPELLINGS, HEADERS[MISSPELLINGS]):
                 _check_row(MISSPELLINGS, lineno, r["misspelling"], "")
@@ -526,6 +539,8 @@ class Lexicon:
         i = self.cs.get(cs_key(term)) if is_case_sensitive(term) else None
         if i is None:
             i = self.ci.get(norm_key(term))
+        if i is None:  # an exact spelling of an abbreviation ("copd": abbreviations.tsv's lowercase column)
+            i = self.cs.get(cs_key(term))
         return self.rows[i] if i is not None else None
 
     def fuzzy(self, query: str, *, all_terms: bool = False) -> tuple[Row, float, str] | None:

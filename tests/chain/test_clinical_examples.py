@@ -48,6 +48,13 @@ CASES = [
         ["DM"],
         ("type 2 diabetes mellitus", "Metformin"),
     ),
+    (  # abbreviations as typed notes write them, in lower case (abbreviations.tsv's lowercase column)
+        "Discharged on warfarin 5 mg for afib. pt w/ htn, dm2, h/o copd.",
+        {"afib": ("ILLNESS", set()), "htn": ("ILLNESS", set()), "dm2": ("ILLNESS", set()),
+         "copd": ("ILLNESS", {"historical"}), "warfarin": ("MEDICINE", set())},
+        [],
+        ("*", "Warfarin"),
+    ),
     ("Mother had breast cancer.", {"breast cancer": ("ILLNESS", {"family"})}, [], (None, None)),
     ("Was on warfarin, stopped last year.", {"warfarin": ("MEDICINE", {"historical", "discontinued"})}, [], ("*", "Warfarin")),
     (

@@ -377,6 +377,29 @@ def test_an_abbreviation_gated_by_the_words_before_it(tmp_path: Path) -> None:
     assert [x.surface for x in st.extract("HTN, denies CP")] == ["HTN", "CP"]  # the other rows are untouched
 
 
+def test_an_abbreviation_marked_lowercase_matches_as_notes_type_it(tmp_path: Path) -> None:
+    """abbreviations.tsv's ``lowercase`` column: the all-lower-case and the capitalised spelling match too,
+    exactly; other mixed casings do not ("NTg", non-transgenic, is not NTG); unmarked rows stay capitals-only."""
+    abbr = (
+        "abbreviation\tlabel\texpansion\tcode\tcode_system\tnote\tlowercase\n"
+        "HTN\tILLNESS\thypertension\tI10\tICD-10-CM\t\tyes\n"
+        "AFib\tILLNESS\tatrial fibrillation\tI48.91\tICD-10-CM\t\tyes\n"
+        "NTG\tMEDICINE\tnitroglycerin\t\t\t\tyes\n"
+        "CAD\tILLNESS\tcoronary artery disease\tI25.10\tICD-10-CM\t\t\n"
+    )
+    lex = Lexicon.load(write_lexicon(tmp_path / "lc", **{"abbreviations.tsv": abbr}), use_cache=False)
+    st = LexiconStage(lex)
+    found = [(e.surface, e.canonical, e.code, e.source) for e in st.extract("pt w/ htn and afib. Htn controlled.")]
+    assert found == [("htn", "hypertension", "I10", "abbreviations.tsv:2"),
+                     ("afib", "atrial fibrillation", "I48.91", "abbreviations.tsv:3"),
+                     ("Htn", "hypertension", "I10", "abbreviations.tsv:2")]
+    assert [e.surface for e in st.extract("HTN, AFib, NTG 0.4 mg")] == ["HTN", "AFib", "NTG"]
+    assert st.extract("NTg and hTN mice") == []  # other casings: no
+    assert st.extract("the cad drove off") == []  # not marked (an English word in lower case)
+    assert lex.lookup("htn").canonical == "hypertension"  # a regex capture is linked through it too
+    assert lex.lookup("cad") is None
+
+
 def test_a_gated_abbreviation_needs_cue_words(tmp_path: Path) -> None:
     abbr = "abbreviation\tlabel\texpansion\tcode\tcode_system\tnote\tafter\nCP\tILLNESS\tchest pain\t\t\t\t|\n"
     with pytest.raises(LexiconError, match=r"abbreviations.tsv:2: empty 'after' list"):
