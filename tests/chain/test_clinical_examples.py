@@ -55,6 +55,9 @@ CASES = [
         [],
         ("*", "Warfarin"),
     ),
+    # a patient's words: "might be" is not a diagnosis; a flu shot is a vaccine, not influenza
+    ("Doc thinks it might be IBS.", {"IBS": ("ILLNESS", {"uncertain"})}, [], ("irritable bowel syndrome", None)),
+    ("Got the flu shot yesterday.", {"the flu shot": ("MEDICINE", set())}, ["the flu", "flu"], (None, "Influenza Vaccines")),
     ("Mother had breast cancer.", {"breast cancer": ("ILLNESS", {"family"})}, [], (None, None)),
     ("Was on warfarin, stopped last year.", {"warfarin": ("MEDICINE", {"historical", "discontinued"})}, [], ("*", "Warfarin")),
     (
