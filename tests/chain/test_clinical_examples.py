@@ -55,6 +55,7 @@ CASES = [
         [],
         ("*", "Warfarin"),
     ),
+    ("He has a hx of ETOH abuse.", {"ETOH abuse": ("ILLNESS", {"historical"})}, [], ("alcohol use disorder", None)),
     # a patient's words: "might be" is not a diagnosis; a flu shot is a vaccine, not influenza
     ("Doc thinks it might be IBS.", {"IBS": ("ILLNESS", {"uncertain"})}, [], ("irritable bowel syndrome", None)),
     ("Got the flu shot yesterday.", {"the flu shot": ("MEDICINE", set())}, ["the flu", "flu"], (None, "Influenza Vaccines")),
