@@ -1,7 +1,7 @@
 """``python -m extractor backfill INPUT --output DIR``: the extraction chain over files of entries, on Apache Spark.
 
 The batch counterpart of the stream, for years of existing notes or a re-extraction after a lexicon or model
-change. Each Spark task reads its share of the input (a file, or every n-th row of one: no shuffle of the
+change. Each Spark task reads its share of the input (a file, or blocks of rows of one: no shuffle of the
 records), and its Python worker runs the whole path: parse, the chain (loaded once per process, ``extract_many``
 on batches of ``batch_size``) and the Parquet of documents and dead letters, written by pyarrow into a staging
 folder laid out like the output (:mod:`extractor.batch.staging`). The JVM gets back one small Arrow row per record

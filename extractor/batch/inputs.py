@@ -4,7 +4,7 @@ Each file format keeps the streaming path's parsing, so a row gets the same entr
 reason as if it had been produced to Kafka and consumed by a worker:
 
 * CSV (``.csv``): parsed by the producer's own :func:`extractor.stream.producer.iter_rows` (quoted newlines make
-  byte-range splits unsafe: with fewer files than cores, each task reads a whole file and keeps every n-th row,
+  byte-range splits unsafe: with fewer files than cores, each task reads a whole file and keeps its blocks of rows,
   :func:`work_units`);
 * JSON lines (``.jsonl``, ``.ndjson``, ``.json``): split into raw lines (bytes, so an undecodable line is
   dead-lettered as the stream does), each decoded on the executors as a Kafka message value
