@@ -29,7 +29,9 @@ _LINKING = (
     # a term ends before a time, a cause or a qualifier: "stroke within 6 months", "thrombocytopenia induced by",
     # "osteoarthritis made worse", "delirium during the prior admission", "pneumonia secondary to aspiration"
     "within|between|over|during|before|prior|until|unless|except|including|requiring|following|despite|"
-    "induced|made|secondary|associated|related|caused|resulting|whose|like"
+    "induced|made|secondary|associated|related|caused|resulting|whose|like|"
+    # a course after the term: "alcoholic cirrhosis complicated by ascites", "hypertension managed with diet"
+    "complicated|managed"
 )
 # a number with a unit ends a term ("ibuprofen 400 mg"); a bare number does not ("type 2 diabetes")
 _QUANTITY = (
@@ -154,10 +156,20 @@ def load_rules(path: Path) -> list[Rule]:
     return rules
 
 
+# the care given for a term is not the term: "admitted for management of DKA", "for further evaluation of syncope",
+# "work-up of anemia" capture the term after it
+_CARE_OF = re.compile(
+    r"(?i)(?:(?:further|ongoing|continued|medical|surgical|acute|urgent)\s+)?(?:management|evaluation|work-?up|"
+    r"control|care|optimi[sz]ation|monitoring|treatment|therapy)\s+(?:of|for)\s+(?:(?:his|her|their|the|a|an)\s+)?")
+
+
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Drop leading words that cannot start a term and trailing punctuation."""
+    """Drop the care given before a term (:data:`_CARE_OF`) and trailing punctuation."""
     while start < end and text[end - 1] in "-'/":
         end -= 1
+    m = _CARE_OF.match(text, start, end)
+    if m is not None and m.end() < end:
+        start = m.end()
     return start, end
 
 

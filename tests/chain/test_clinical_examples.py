@@ -56,6 +56,14 @@ CASES = [
         ("*", "Warfarin"),
     ),
     ("He has a hx of ETOH abuse.", {"ETOH abuse": ("ILLNESS", {"historical"})}, [], ("alcohol use disorder", None)),
+    (  # discharge shorthand: C. diff, pip-tazo; the care before a term and the course after it are no part of it
+        "Admitted for management of DKA, course complicated by C. diff colitis; started pip-tazo.",
+        {"DKA": ("ILLNESS", set()), "C. diff colitis": ("ILLNESS", set()), "pip-tazo": ("MEDICINE", set())},
+        ["management of DKA", "colitis"],
+        ("*", "Piperacillin and Tazobactam"),
+    ),
+    ("Ibuprofen makes my stomach bleed.", {"stomach bleed": ("ILLNESS", set()), "Ibuprofen": ("MEDICINE", set())},
+     ["bleed"], ("gastrointestinal hemorrhage", "Ibuprofen")),
     # a patient's words: "might be" is not a diagnosis; a flu shot is a vaccine, not influenza
     ("Doc thinks it might be IBS.", {"IBS": ("ILLNESS", {"uncertain"})}, [], ("irritable bowel syndrome", None)),
     ("Got the flu shot yesterday.", {"the flu shot": ("MEDICINE", set())}, ["the flu", "flu"], (None, "Influenza Vaccines")),

@@ -47,6 +47,10 @@ def stage() -> RegexStage:
         ("History of kidney transplant.", []),
         ("History of gastrectomy.", []),
         ("Positive test for hepatitis B.", []),
+        # the care given before a term and the course after it are no part of it
+        ("Admitted for management of DKA.", [("ILLNESS", "DKA")]),
+        ("Admitted for evaluation of syncope.", [("ILLNESS", "syncope")]),
+        ("History of alcoholic cirrhosis complicated by ascites.", [("ILLNESS", "alcoholic cirrhosis")]),
         ("", []),
     ],
 )
