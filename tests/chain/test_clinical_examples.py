@@ -64,6 +64,20 @@ CASES = [
     ),
     ("Ibuprofen makes my stomach bleed.", {"stomach bleed": ("ILLNESS", set()), "Ibuprofen": ("MEDICINE", set())},
      ["bleed"], ("gastrointestinal hemorrhage", "Ibuprofen")),
+    (  # notes' short forms: "ca" for cancer, abx, rhabdo, n/v; CP is chest pain after "presented w/"
+        "Pt presented w/ CP. Hx of breast ca. Labs c/w rhabdo, c/o n/v; on PO abx.",
+        {"CP": ("ILLNESS", set()), "breast ca": ("ILLNESS", {"historical"}), "rhabdo": ("ILLNESS", set()),
+         "n/v": ("ILLNESS", set()), "abx": ("MEDICINE", set())},
+        [],
+        ("*", "antibiotics"),
+    ),
+    ("Children with CP were enrolled.", {}, ["CP"], (None, None)),  # cerebral palsy: no cue before it
+    (  # a parent's post: the child's illness is not the writer's; "killing me" is pain
+        "My kid has ear infections all the time. My knee has been killing me.",
+        {"ear infections": ("ILLNESS", {"family"}), "knee has been killing me": ("ILLNESS", set())},
+        [],
+        ("knee pain", None),
+    ),
     # a patient's words: "might be" is not a diagnosis; a flu shot is a vaccine, not influenza
     ("Doc thinks it might be IBS.", {"IBS": ("ILLNESS", {"uncertain"})}, [], ("irritable bowel syndrome", None)),
     ("Got the flu shot yesterday.", {"the flu shot": ("MEDICINE", set())}, ["the flu", "flu"], (None, "Influenza Vaccines")),
