@@ -20,9 +20,14 @@ Metrics (``--metrics-port``): ``extractor_archive_objects_total``, ``_records_to
 {component="archiver"}``: records in Kafka not yet in an object.
 
 Exactly once: offsets are committed only after every upload of the flush is confirmed (the object's size read
-back), uploads go in offset order, and the objects, not the committed offsets, are the truth. When a partition
-is assigned, the archiver lists its objects and starts after the last offset they hold: a crash between an upload
-and its commit neither loses nor repeats a record. A failed upload is retried with backoff (capped at 30 s) for as
+back), uploads go in offset order, and the objects, not the committed offsets, are the truth. Before a flush
+uploads a partition's objects it writes the partition's progress marker,
+``raw/topic=T/_progress/partition=P.json``: the offsets and the names of the objects it is about to write. When a
+partition is assigned, the archiver reads that marker and checks only those objects (the earlier flushes all
+completed before it was written): it starts after the last offset they hold, so a crash between an upload and its
+commit neither loses nor repeats a record, and an assignment costs a few requests, not a listing of every object
+the topic ever had (one a minute per partition: half a million a year). An archive without markers (written
+before them) is listed once, as before. A failed upload is retried with backoff (capped at 30 s) for as
 long as it takes; nothing is committed meanwhile, and nothing is dropped.
 """
 
@@ -167,6 +172,36 @@ def to_parquet(records: list[Raw]) -> bytes:
     return buf.getvalue()
 
 
+def progress_path(root: str, topic: str, partition: int) -> str:
+    """The partition's progress marker: what its latest flush set out to upload."""
+    return f"{root}/raw/topic={topic}/_progress/partition={partition}.json"
+
+
+_NO_MARKER = object()
+
+
+def archived_through_marker(fs: Any, root: str, topic: str, partition: int) -> Any:
+    """The last offset archived for ``topic``/``partition`` according to its progress marker: the last object of
+    the marker's flush that exists (they are uploaded in order, so those that exist come first), or the offset
+    before the flush's first when none does (every earlier flush had completed); None when nothing is archived.
+    ``_NO_MARKER`` when there is no readable marker (an archive written before markers): list it instead."""
+    try:
+        marker = json.loads(fs.cat_file(progress_path(root, topic, partition)))
+        first, names = int(marker["first"]), [str(n) for n in marker["objects"]]
+    except FileNotFoundError:
+        return _NO_MARKER
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("progress marker of %s[%d] unreadable (%s): listing the archive", topic, partition, exc)
+        return _NO_MARKER
+    last = first - 1
+    for name in names:
+        m = _OBJECT.search(name)
+        if m is None or not fs.exists(f"{root}/{name}"):
+            break
+        last = int(m.group(2))
+    return last if last >= 0 else None
+
+
 def archived_through(fs: Any, root: str, topic: str, partition: int) -> int | None:
     """The last offset the objects of ``topic``/``partition`` hold, or None when there are none."""
     return archived_through_all(fs, root, topic).get(partition)
@@ -237,9 +272,13 @@ class Archiver:
     # rebalance callbacks
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         self.assigned_at = time.monotonic()  # idle time counts from here: a rejoin can take a session timeout
-        archived = {t: archived_through_all(self.fs, self.root, t) for t in {tp.topic for tp in partitions}}
+        listed: dict[str, dict[int, int]] = {}  # topics without markers: listed once each
         for tp in partitions:
-            last = archived[tp.topic].get(tp.partition)
+            last = archived_through_marker(self.fs, self.root, tp.topic, tp.partition)
+            if last is _NO_MARKER:
+                if tp.topic not in listed:
+                    listed[tp.topic] = archived_through_all(self.fs, self.root, tp.topic)
+                last = listed[tp.topic].get(tp.partition)
             if last is not None:
                 self.resume[(tp.topic, tp.partition)] = last + 1
         log.info("assigned %s; archived through %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions],
@@ -300,9 +339,15 @@ class Archiver:
         offsets: dict[tuple[str, int], int] = dict(self.skipped_next)
         self.skipped_next = {}
         for (topic, partition), records in sorted(self.buffers.items()):
-            for run in runs(records, self.settings.archive_max_object_bytes):
+            cut = runs(records, self.settings.archive_max_object_bytes)
+            paths = [object_path(self.root, topic, run[0].date, partition, run[0].offset, run[-1].offset)
+                     for run in cut]
+            # the marker first: a restart checks these objects only (archived_through_marker)
+            self._upload(progress_path(self.root, topic, partition), json.dumps({
+                "first": records[0].offset, "last": records[-1].offset,
+                "objects": [p[len(self.root) + 1:] for p in paths]}).encode())
+            for run, path in zip(cut, paths, strict=True):
                 data = to_parquet(run)
-                path = object_path(self.root, topic, run[0].date, partition, run[0].offset, run[-1].offset)
                 self._upload(path, data)
                 OBJECTS.labels(topic).inc()
                 RECORDS.labels(topic).inc(len(run))

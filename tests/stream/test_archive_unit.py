@@ -180,3 +180,102 @@ def test_an_assignment_lists_the_archive_once_per_topic(tmp_path: Path) -> None:
     a._on_assign(None, [SimpleNamespace(topic="t", partition=p) for p in range(4)])
     assert len(calls) == 1
     assert a.resume == {("t", 0): 13, ("t", 1): 8, ("t", 3): 1}
+
+
+def _objects(fs, root: str) -> list[tuple[int, int]]:
+    names = fs.glob(f"{root}/raw/**/offsets-*.parquet")
+    return sorted(tuple(int(x) for x in p.rsplit("/", 1)[1][len("offsets-"):-len(".parquet")].split("-"))
+                  for p in names)
+
+
+def _assign_without_listing(a: Archiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``a._on_assign`` for partition t[0], failing if it lists the archive (fsspec shares filesystem
+    instances: the patch is undone right after)."""
+    def refuse(*args, **kw):
+        raise AssertionError("an assignment listed the archive")
+
+    with monkeypatch.context() as m:
+        m.setattr(a.fs, "find", refuse)
+        a._on_assign(None, [_TP()])
+
+
+class _TP:
+    topic, partition = "t", 0
+
+
+def test_a_restart_reads_the_progress_marker_not_the_whole_archive(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marker each flush writes first names its objects: an assignment checks those, never lists the topic."""
+    from extractor.stream.archive import progress_path
+
+    s = Settings(archive_url=f"file://{tmp_path}/arch", archive_max_object_bytes=30)
+    fs, root = filesystem(s.archive_url, s)
+    a = Archiver(s, consumer=FakeConsumer(fail_commit=True), fs=fs, root=root)
+    for o in range(3):
+        a.add(Msg(_raw(o)))
+    a.flush()
+    for o in range(3, 6):
+        a.add(Msg(_raw(o, day=1)))
+    a.flush()  # uploaded; the commits never happened
+    marker = __import__("json").loads(fs.cat_file(progress_path(root, "t", 0)))
+    assert (marker["first"], marker["last"]) == (3, 5) and all(n.startswith("raw/topic=t/date=") for n in
+                                                             marker["objects"])
+    again = Archiver(s, consumer=FakeConsumer(), fs=fs, root=root)
+    _assign_without_listing(again, monkeypatch)
+    assert again.resume == {("t", 0): 6}
+
+
+def test_a_flush_cut_short_resumes_after_the_objects_it_wrote(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storage failed in the middle of a flush (the archiver stopping, so it gave up): the restart resumes after
+    the last object that exists, writes the rest, and no offset is in two objects."""
+    s = Settings(archive_url=f"file://{tmp_path}/arch", archive_max_object_bytes=30)
+    fs, root = filesystem(s.archive_url, s)
+    a = Archiver(s, consumer=FakeConsumer(), fs=fs, root=root)
+    for o in range(6):
+        a.add(Msg(_raw(o)))
+    real_pipe, calls = fs.pipe_file, []
+
+    def failing_pipe(path, data, **kw):
+        calls.append(path)
+        if len(calls) == 3:  # the marker, the first object, then storage fails
+            raise OSError("storage down")
+        return real_pipe(path, data, **kw)
+
+    a.stop.set()  # stopping: the failed upload is not retried
+    with monkeypatch.context() as m:
+        m.setattr(fs, "pipe_file", failing_pipe)
+        with pytest.raises(OSError):
+            a.flush()
+    assert _objects(fs, root) == [(0, 1)]
+    consumer = FakeConsumer()
+    again = Archiver(s, consumer=consumer, fs=fs, root=root)
+    _assign_without_listing(again, monkeypatch)
+    assert again.resume == {("t", 0): 2}
+    for o in range(7):  # read again from the last commit (none: offset 0)
+        again.add(Msg(_raw(o)))
+    again.flush()
+    assert _objects(fs, root) == [(0, 1), (2, 3), (4, 5), (6, 6)]
+    assert consumer.commits == [{("t", 0): 7}]
+
+
+def test_a_marker_without_objects_and_an_unreadable_marker(tmp_path: Path) -> None:
+    """A crash right after the marker: nothing of its flush exists, so the archive holds what came before it. An
+    unreadable marker falls back to listing the archive."""
+    from extractor.stream.archive import archived_through_marker, progress_path
+
+    s = Settings(archive_url=f"file://{tmp_path}/arch")
+    fs, root = filesystem(s.archive_url, s)
+    fs.makedirs(progress_path(root, "t", 0).rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(progress_path(root, "t", 0), b'{"first": 40, "last": 49, "objects": ["raw/topic=t/date=2023-11-14/'
+                 b'partition=0/offsets-00000000000000000040-00000000000000000049.parquet"]}')
+    assert archived_through_marker(fs, root, "t", 0) == 39
+    fs.pipe_file(progress_path(root, "t", 0), b'{"first": 0, "last": 0, "objects": []}')
+    assert archived_through_marker(fs, root, "t", 0) is None  # nothing archived yet
+    fs.pipe_file(progress_path(root, "t", 0), b"{not json")
+    path = object_path(root, "t", "2023-11-14", 0, 0, 9)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(path, b"x")
+    a = Archiver(s, consumer=FakeConsumer(), fs=fs, root=root)
+    a._on_assign(None, [_TP()])
+    assert a.resume == {("t", 0): 10}  # from the listing
