@@ -43,6 +43,12 @@ from extractor.chain.lexicon import (  # noqa: E402
 )
 
 ILL, MED = "ILLNESS", "MEDICINE"
+# a corpus mention whose last word is a procedure ("cardiac surgery", "right heart catheterization", "cholecystectomy",
+# "dual antiplatelet therapy"): Chia's annotators labelled a few of these conditions; as illnesses they match a
+# note's procedures (the regex stage drops such captures too: extractor/chain/rules.py _PROCEDURE_HEAD)
+PROCEDURE_WORD = re.compile(
+    r"(?i)(?:surgery|surgeries|procedures?|transplants?|(?:re)?transplantation|catheteri[sz]ation|biops(?:y|ies)"
+    r"|resection|arthroplasty|therapy|[a-z]*(?:ectomy|ectomies|otomy|ostomy|plasty|scopy|graphy))")
 
 # ----------------------------------------------------------------------------------------------------
 # Source preference (lower wins) when the same normalised term comes from several sources. The label of a term
@@ -290,6 +296,10 @@ class Builder:
                     # elsewhere; chemical abbreviations of 3+ characters ("STZ", "MPTP", "5-HT") are stable
                     self.stats[f"skip:abbrev:{src}"] += 1
                     continue
+                if label == ILL and r["term"].split() and PROCEDURE_WORD.fullmatch(
+                        r["term"].split()[-1].strip(".,;:()")):
+                    self.stats[f"skip:procedure:{src}"] += 1
+                    continue
                 first = r["code"].split("|")[0]
                 code, system = code_system_of(first)
                 xrefs = r["code"] if not code else ""
@@ -368,6 +378,9 @@ class Builder:
                 continue
             if len(term) > 60:
                 self.stats["skip:chia:long"] += 1
+                continue
+            if label == ILL and term.split() and PROCEDURE_WORD.fullmatch(term.split()[-1].strip(".,;:()")):
+                self.stats["skip:chia:procedure"] += 1
                 continue
             # after the other corpora's mentions (which carry codes) on a tie
             self.add(label, term, term, "", "", "Chia-train", "train_mention", PRIORITY[("corpus", label)] + 1)
