@@ -78,6 +78,8 @@ CASES = [
         [],
         ("knee pain", None),
     ),
+    ("The patient was admitted. ECG showed ST elevation in leads II, III and aVF.",  # an ECG finding in a report
+     {"ST elevation": ("ILLNESS", set())}, [], ("ST segment elevation", None)),
     # a patient's words: "might be" is not a diagnosis; a flu shot is a vaccine, not influenza
     ("Doc thinks it might be IBS.", {"IBS": ("ILLNESS", {"uncertain"})}, [], ("irritable bowel syndrome", None)),
     ("Got the flu shot yesterday.", {"the flu shot": ("MEDICINE", set())}, ["the flu", "flu"], (None, "Influenza Vaccines")),
