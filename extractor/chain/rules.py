@@ -31,7 +31,9 @@ _LINKING = (
     "within|between|over|during|before|prior|until|unless|except|including|requiring|following|despite|"
     "induced|made|secondary|associated|related|caused|resulting|whose|like|"
     # a course after the term: "alcoholic cirrhosis complicated by ascites", "hypertension managed with diet"
-    "complicated|managed"
+    "complicated|managed|"
+    # a time after the term: "tested positive for COVID last week", "pneumonia 2 weeks ago", "recently"
+    "last|ago|recently|earlier"
 )
 # a number with a unit ends a term ("ibuprofen 400 mg"); a bare number does not ("type 2 diabetes")
 _QUANTITY = (

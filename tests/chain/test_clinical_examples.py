@@ -80,6 +80,14 @@ CASES = [
     ),
     ("The patient was admitted. ECG showed ST elevation in leads II, III and aVF.",  # an ECG finding in a report
      {"ST elevation": ("ILLNESS", set())}, [], ("ST segment elevation", None)),
+    # assertion cues of notes and posts: refused, switched to, cannot exclude, unlikely to be, "don't think I have"
+    ("Patient refused heparin.", {"heparin": ("MEDICINE", {"negated"})}, [], (None, None)),
+    ("Metformin was switched to insulin.", {"Metformin": ("MEDICINE", {"discontinued"}), "insulin": ("MEDICINE", set())},
+     [], (None, "Insulin")),
+    ("Cannot exclude early pneumonia.", {"pneumonia": ("ILLNESS", {"uncertain"})}, [], ("pneumonia", None)),
+    ("Unlikely to be a PE.", {"PE": ("ILLNESS", {"negated"})}, [], (None, None)),
+    ("I don't think I have diabetes.", {"diabetes": ("ILLNESS", {"negated"})}, [], (None, None)),
+    ("He tested positive for COVID last week.", {"COVID": ("ILLNESS", set())}, ["COVID last week"], ("COVID-19", None)),
     # a patient's words: "might be" is not a diagnosis; a flu shot is a vaccine, not influenza
     ("Doc thinks it might be IBS.", {"IBS": ("ILLNESS", {"uncertain"})}, [], ("irritable bowel syndrome", None)),
     ("Got the flu shot yesterday.", {"the flu shot": ("MEDICINE", set())}, ["the flu", "flu"], (None, "Influenza Vaccines")),
