@@ -77,6 +77,9 @@ _QUALIFIERS = frozenset(
 _PROCEDURE_HEAD = re.compile(
     r"(?:surgery|surgeries|procedures?|transplants?|transplantation|vaccines?|vaccinations?|tests?|testing|biops(?:y|ies)"
     r"|[a-z]+(?:ectomy|ectomies|otomy|ostomy|plasty|scopy))")
+# a substance alone after an illness cue is a habit, not an illness ("no history of alcohol or tobacco use"); its
+# use disorder has its own words ("alcohol abuse", "EtOH abuse"), which the lexicon knows
+_SUBSTANCE = frozenset("alcohol etoh tobacco smoking cigarettes nicotine caffeine drugs marijuana cannabis".split())
 # an adjective left alone by a coordination with another ("history of gastric or duodenal ulcers", "renal, hepatic
 # or cardiac disease"): the term both qualify comes after the second, so the one-word capture before the coordinator
 # is none. Both must look like adjectives: "history of colic or reflux" keeps "colic"
@@ -210,6 +213,8 @@ class RegexStage:
                         and _COORDINATED_ADJECTIVE.match(text, end)):
                     continue
                 if rule.label == ILLNESS and _PROCEDURE_HEAD.fullmatch(words[-1].rstrip(".,;:)(")):
+                    continue
+                if rule.label == ILLNESS and len(words) == 1 and words[0] in _SUBSTANCE:
                     continue
                 if len(surface) < 2:
                     continue

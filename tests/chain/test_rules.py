@@ -51,6 +51,9 @@ def stage() -> RegexStage:
         ("Admitted for management of DKA.", [("ILLNESS", "DKA")]),
         ("Admitted for evaluation of syncope.", [("ILLNESS", "syncope")]),
         ("History of alcoholic cirrhosis complicated by ascites.", [("ILLNESS", "alcoholic cirrhosis")]),
+        # a substance alone is a habit, not an illness; its use disorder is one
+        ("He had no history of alcohol or tobacco use.", []),
+        ("History of alcohol abuse.", [("ILLNESS", "alcohol abuse")]),
         ("", []),
     ],
 )
