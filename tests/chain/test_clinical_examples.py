@@ -90,6 +90,7 @@ CASES = [
     ("He tested positive for COVID last week.", {"COVID": ("ILLNESS", set())}, ["COVID last week"], ("COVID-19", None)),
     ("She presented with a 3-month history of progressive dyspnea.", {"dyspnea": ("ILLNESS", set())}, [],
      ("*", None)),  # how long a current complaint has lasted, not a past one
+    ("Treated with six cycles of R-CHOP.", {"R-CHOP": ("MEDICINE", set())}, [], (None, "*")),
     # a patient's words: "might be" is not a diagnosis; a flu shot is a vaccine, not influenza
     ("Doc thinks it might be IBS.", {"IBS": ("ILLNESS", {"uncertain"})}, [], ("irritable bowel syndrome", None)),
     ("Got the flu shot yesterday.", {"the flu shot": ("MEDICINE", set())}, ["the flu", "flu"], (None, "Influenza Vaccines")),
