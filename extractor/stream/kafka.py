@@ -86,15 +86,32 @@ def produce(producer: Any, topic: str, value: bytes | None, key: bytes | str | N
             producer.poll(0.05)
 
 
+METADATA_REFRESH_S = 5.0  # while a flush waits past stop_log_s: ask for the cluster's metadata this often
+
+
 def flush_all(producer: Any, stop_log_s: float = 10.0) -> None:
     """Flush until nothing is in flight. librdkafka retries until ``message.timeout.ms`` and then reports an
-    error, so this returns once every message has a delivery report — success or failure."""
+    error, so this returns once every message has a delivery report — success or failure.
+
+    While it waits past ``stop_log_s`` it also asks for the cluster's metadata every :data:`METADATA_REFRESH_S`:
+    after a broker restart librdkafka (2.16) sometimes keeps partitions whose leader it saw as -1 during the
+    controlled shutdown ("new leader-1 not found in cache") and never looks again, so a worker's batch waited out
+    the whole ``message.timeout.ms`` (300 s) with the broker back after 4 s (tests/integration/test_faults.py,
+    static members, once in about a dozen runs). A metadata request names the leaders again."""
     t0 = time.monotonic()
     warned = False
+    next_refresh = t0 + stop_log_s
     while producer.flush(1.0) > 0:
-        if not warned and time.monotonic() - t0 > stop_log_s:
+        now = time.monotonic()
+        if not warned and now - t0 > stop_log_s:
             log.warning("producer flush still waiting after %.0fs (broker unreachable?)", stop_log_s)
             warned = True
+        if now >= next_refresh:
+            next_refresh = now + METADATA_REFRESH_S
+            try:
+                producer.list_topics(timeout=2.0)
+            except Exception as exc:  # noqa: BLE001 - the broker may still be down: the flush goes on waiting
+                log.debug("metadata refresh during a flush failed: %s", exc)
 
 
 class _Rebalancing:

@@ -547,3 +547,45 @@ def test_an_older_commit_never_lands_after_a_newer_one():
     c.commit(broker)  # the result came: the latest offsets go now
     broker.answer_newest_first(c)
     assert broker.committed == {("out", 0): 300} and c.pending == {}
+
+
+def test_a_long_flush_asks_for_the_metadata_again(monkeypatch) -> None:
+    """A flush that waits past its warning asks for the cluster's metadata every few seconds (librdkafka can keep
+    a leader it saw as -1 during a broker restart), and a refused request does not end the wait."""
+    from extractor.stream import kafka as k
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(k.time, "monotonic", lambda: clock["t"])
+
+    class Stuck:
+        def __init__(self) -> None:
+            self.flushes, self.metadata = 0, 0
+
+        def flush(self, timeout: float) -> int:
+            self.flushes += 1
+            clock["t"] += timeout
+            return 0 if self.flushes >= 30 else 5
+
+        def list_topics(self, timeout: float = -1):
+            self.metadata += 1
+            if self.metadata == 1:
+                raise RuntimeError("broker still down")
+            return None
+
+    p = Stuck()
+    k.flush_all(p, stop_log_s=10.0)
+    assert p.flushes == 30
+    assert p.metadata == 4  # at about 10, 15, 20 and 25 s of waiting; the first refused
+
+
+def test_a_quick_flush_asks_for_nothing() -> None:
+    from extractor.stream import kafka as k
+
+    class Quick:
+        def flush(self, timeout: float) -> int:
+            return 0
+
+        def list_topics(self, timeout: float = -1):
+            raise AssertionError("no metadata request for a flush that did not wait")
+
+    k.flush_all(Quick())
