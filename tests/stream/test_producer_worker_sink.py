@@ -589,3 +589,53 @@ def test_a_quick_flush_asks_for_nothing() -> None:
             raise AssertionError("no metadata request for a flush that did not wait")
 
     k.flush_all(Quick())
+
+
+def test_a_worker_left_without_partitions_after_a_loss_takes_a_fresh_consumer():
+    """Partitions lost (the session timed out while the broker restarted) and none assigned again for 30 s: a new
+    consumer rejoins the group (librdkafka sometimes never finds the coordinator again) and goes on."""
+    from extractor.stream.worker import REJOIN_AFTER_LOSS_S
+
+    class Lonely(FakeConsumer):
+        closed = False
+
+        def assignment(self):
+            return []
+
+        def close(self):
+            self.closed = True
+
+    first, second = Lonely([]), Lonely([Msg(entry_bytes("p2", "signs of flu"), 1)])
+    made = iter([first, second])
+    t = [0.0]
+
+    def clock():
+        t[0] += 1.0
+        return t[0]
+
+    s = Settings(input_topic="in", processed_topic="out", dlq_topic="dlq", batch_size=1, lexicon_reload_s=0)
+    w = Worker(s, FakeChain(), producer=FakeProducer(), consumer_factory=lambda: next(made), clock=clock)
+    w._on_lost(first, [])
+    w.run(max_messages=1, max_idle_s=10 * REJOIN_AFTER_LOSS_S)
+    assert first.closed and second.topics == ["in"]
+    assert [json.loads(r["value"])["patient_id"] for r in w.producer.sent if r["topic"] == "out"] == ["p2"]
+
+
+def test_an_assignment_after_a_loss_keeps_the_consumer():
+    class Back(FakeConsumer):
+        def assignment(self):
+            raise AssertionError("not asked: the group assigned partitions again")
+
+    t = [0.0]
+
+    def clock():
+        t[0] += 1.0
+        return t[0]
+
+    s = Settings(input_topic="in", processed_topic="out", dlq_topic="dlq", batch_size=1, lexicon_reload_s=0)
+    c = Back([Msg(entry_bytes("p1", "signs of flu"), 0)])
+    w = Worker(s, FakeChain(), producer=FakeProducer(), consumer=c, clock=clock)
+    w._on_lost(c, [])
+    w._on_assign(c, [])
+    w.run(max_idle_s=60)
+    assert w.stats.consumed == 1
